@@ -1,0 +1,112 @@
+"""Geometry in one place: SO(3) converters, SE(3) as 4x4 matrices, interpolation, pinhole camera.
+
+Conventions (docs/architecture.md): OpenCV cameras (x right, y down, z forward); `T_a_b` maps
+points in frame b to frame a (`T_world_cam` is camera-to-world); quaternions are wxyz; 6D
+rotations are the first two rows; pixel (u, v) with integer values at pixel centres, (0, 0) the
+centre of the top-left pixel.
+
+Why plain 4x4 matrices rather than jaxlie's typed groups: every input (clips, SMPL, the reference
+outputs) and output of this project is a matrix, the SO(3) code must sit below `josh_jax` in
+`body_models`, and the handful of operations needed here are a few lines each.
+"""
+
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from body_models.rotations import (  # noqa: F401  (re-exported: this module is the public API)
+    axis_angle_to_matrix,
+    axis_angle_to_quat,
+    matrix_to_axis_angle,
+    matrix_to_quat,
+    matrix_to_rot6d,
+    project_to_so3,
+    quat_multiply,
+    quat_slerp,
+    quat_to_axis_angle,
+    quat_to_matrix,
+    quat_wxyz_to_xyzw,
+    quat_xyzw_to_wxyz,
+    rot6d_to_matrix,
+    skew,
+)
+
+
+def se3(R: Float[Array, "... 3 3"], t: Float[Array, "... 3"]) -> Float[Array, "... 4 4"]:
+    """Homogeneous 4x4 transform from a rotation and a translation."""
+    top = jnp.concatenate([R, t[..., :, None]], axis=-1)
+    bottom = jnp.broadcast_to(jnp.array([0.0, 0.0, 0.0, 1.0], R.dtype), (*R.shape[:-2], 1, 4))
+    return jnp.concatenate([top, bottom], axis=-2)
+
+
+def se3_inverse(T: Float[Array, "... 4 4"]) -> Float[Array, "... 4 4"]:
+    """Rigid inverse [R^T | -R^T t] (assumes a rotation block, unlike a general matrix inverse)."""
+    R_t = jnp.swapaxes(T[..., :3, :3], -1, -2)
+    return se3(R_t, -jnp.einsum("...ij,...j->...i", R_t, T[..., :3, 3]))
+
+
+def se3_apply(T: Float[Array, "... 4 4"], x: Float[Array, "... N 3"]) -> Float[Array, "... N 3"]:
+    """Apply T to points: `x @ R^T + t`."""
+    return jnp.einsum("...ij,...nj->...ni", T[..., :3, :3], x) + T[..., None, :3, 3]
+
+
+def se3_interpolate(
+    T_keys: Float[Array, "K 4 4"], t_keys: Float[Array, " K"], t_query: Float[Array, " Q"]
+) -> Float[Array, "Q 4 4"]:
+    """Piecewise interpolation of poses: linear translation, slerp rotation (scipy semantics).
+
+    Args:
+      T_keys: float[K, 4, 4] poses at increasing times `t_keys`.
+      t_keys: float[K] strictly increasing key times (K >= 1).
+      t_query: float[Q] query times; clamped to [t_keys[0], t_keys[-1]].
+
+    Returns:
+      float[Q, 4, 4]; exactly T_keys[k] at t_query == t_keys[k].
+    """
+    t_keys = jnp.asarray(t_keys, T_keys.dtype)
+    t_query = jnp.clip(jnp.asarray(t_query, T_keys.dtype), t_keys[0], t_keys[-1])
+    if T_keys.shape[0] == 1:
+        return jnp.broadcast_to(T_keys, (t_query.shape[0], 4, 4))
+    hi = jnp.clip(jnp.searchsorted(t_keys, t_query, side="right"), 1, t_keys.shape[0] - 1)
+    lo = hi - 1
+    alpha = (t_query - t_keys[lo]) / (t_keys[hi] - t_keys[lo])
+    q = matrix_to_quat(T_keys[:, :3, :3])
+    R = quat_to_matrix(quat_slerp(q[lo], q[hi], alpha))
+    # Exact at the keys (slerp renormalises, so snap rather than rely on alpha == 0).
+    R = jnp.where((alpha == 0)[:, None, None], T_keys[lo, :3, :3], R)
+    t = (1 - alpha)[:, None] * T_keys[lo, :3, 3] + alpha[:, None] * T_keys[hi, :3, 3]
+    return se3(R, t)
+
+
+def intrinsics_matrix(
+    f: Float[Array, "..."], cx: Float[Array, "..."], cy: Float[Array, "..."]
+) -> Float[Array, "... 3 3"]:
+    """Pinhole intrinsics with fx = fy = f."""
+    f, cx, cy = jnp.broadcast_arrays(*(jnp.asarray(v, jnp.result_type(float)) for v in (f, cx, cy)))
+    zero, one = jnp.zeros_like(f), jnp.ones_like(f)
+    return jnp.stack(
+        [jnp.stack([f, zero, cx], -1), jnp.stack([zero, f, cy], -1), jnp.stack([zero, zero, one], -1)],
+        axis=-2,
+    )
+
+
+def project(
+    K: Float[Array, "3 3"], x_cam: Float[Array, "... 3"], min_depth: float = 1e-3
+) -> Float[Array, "... 2"]:
+    """Pinhole projection of camera-frame points to pixels; depth clamped to `min_depth`."""
+    z = jnp.maximum(x_cam[..., 2:3], min_depth)
+    xy = x_cam[..., :2] / z
+    return xy * jnp.stack([K[0, 0], K[1, 1]]) + jnp.stack([K[0, 2], K[1, 2]])
+
+
+def unproject(
+    K: Float[Array, "3 3"], uv: Float[Array, "... 2"], depth: Float[Array, "..."]
+) -> Float[Array, "... 3"]:
+    """Pixels and depths (z, not ray length) to camera-frame points."""
+    xy = (uv - jnp.stack([K[0, 2], K[1, 2]])) / jnp.stack([K[0, 0], K[1, 1]])
+    return jnp.concatenate([xy * depth[..., None], depth[..., None]], axis=-1)
+
+
+def pixel_grid(H: int, W: int) -> Float[Array, "H W 2"]:
+    """(u, v) of every pixel centre, indexed [v, u]."""
+    v, u = jnp.meshgrid(jnp.arange(H, dtype=jnp.float32), jnp.arange(W, dtype=jnp.float32), indexing="ij")
+    return jnp.stack([u, v], axis=-1)
