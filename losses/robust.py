@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+import jax
 import jax.numpy as jnp
 from jax import Array
 
@@ -56,17 +57,25 @@ def gamma_loss(r: Array, gamma: float) -> Array:
     Args:
         r: float[...] non-negative residual norms. Negative values are clamped to 0 (gradient 0),
             so a stray sign never produces NaN.
-        gamma: Python float exponent (> 0), static.
+        gamma: exponent (> 0). Normally a Python float (static under jit; gamma = 1 handled
+            exactly); a traced scalar also works (e.g. vmap over gamma), but must not be 1.
 
     Returns:
         float[...] rho_gamma(r), same shape as `r`.
     """
+    r = jnp.asarray(r)
+    r = jnp.where(r >= 0, r, 0.0)  # not jnp.maximum: its gradient at the tie r = 0 is 1/2
+    if isinstance(gamma, jax.core.Tracer):
+        gamma = jnp.asarray(gamma, r.dtype)
+        c = jnp.power(1.0 / gamma, 1.0 / (gamma - 1.0))
+        return jnp.power(r + c, gamma) - jnp.power(c, gamma)
     gamma = float(gamma)
     c = gamma_constant(gamma)
-    r = jnp.maximum(r, 0.0)
     if abs(gamma - 1.0) < 1e-9:
         return r
-    return jnp.power(r + c, gamma) - c ** gamma
+    # c^gamma in r's dtype, through the same op, so that rho(0) is exactly 0 in float32.
+    c = jnp.asarray(c, r.dtype)
+    return jnp.power(r + c, gamma) - jnp.power(c, gamma)
 
 
 def masked_mean(values: Array, weights: Array) -> Array:

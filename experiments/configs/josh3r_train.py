@@ -1,0 +1,66 @@
+"""JOSH3R training configuration: the model config of `josh3r.py` plus `training` and `data`.
+
+Presets (`--config=experiments/configs/josh3r_train.py:<preset>`): the model presets of
+`josh3r.py` (`tiny`, `full`, `tiny_bf16`, `full_bf16`); `tiny` also shortens the run.
+
+    python experiments/train_josh3r.py --config=experiments/configs/josh3r_train.py:tiny \
+        --workdir=/tmp/josh3r_tiny
+    # override anything: --config.training.num_steps=50 --config.data.source=pairs_npz \
+    #     --config.data.path=/data/josh3r_pairs.npz
+
+The JOSH3R paper's recipe (optimizer, schedule, batch, crops) is not public (spec 3.5): these
+values are this project's choices, not the reference's.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from experiments.configs import josh3r
+
+
+def training_config(preset: str) -> ml_collections.ConfigDict:
+    """`config.training` for a preset."""
+    t = ml_collections.ConfigDict()
+    t.seed = 0
+    t.batch_size = 8  # global, over all devices; a multiple of the device count
+    t.num_steps = 60 if preset.startswith("tiny") else 100_000
+    t.learning_rate = 3e-4 if preset.startswith("tiny") else 1e-4
+    t.warmup_steps = 5 if preset.startswith("tiny") else 2_000
+    t.end_lr_factor = 0.01
+    t.weight_decay = 1e-4
+    t.grad_clip_norm = 1.0
+    t.use_dropout = True
+    t.parallel = "jit"  # "jit" (jit over a ("data",) mesh) or "pmap"
+    t.checkpoint_every = 20 if preset.startswith("tiny") else 1_000
+    t.checkpoint_keep = 3
+    t.log_every = 10 if preset.startswith("tiny") else 100
+    t.body_model_path = ""  # "" -> the built-in mannequin; use an SMPL neutral .npz/.pkl
+    return t
+
+
+def data_config(preset: str) -> ml_collections.ConfigDict:
+    """`config.data` for a preset."""
+    d = ml_collections.ConfigDict()
+    d.source = "synthetic_gt"  # "synthetic_gt" | "synthetic_josh" | "pairs_npz"
+    d.path = ""  # for pairs_npz
+    d.num_clips = 2 if preset.startswith("tiny") else 64
+    d.seed = 0
+    d.clip_kwargs = ml_collections.ConfigDict()  # passed to josh_jax.synthetic.generate_clip
+    d.min_gap = 3
+    d.max_gap = 15  # every pair with 3 <= gap <= 15 video frames; 0 -> the reference chain only
+    d.view2_depth_frame = "cam2"
+    d.augment = ml_collections.ConfigDict(dict(
+        enabled=True, crop_scale_min=0.5, crop_scale_max=1.0, brightness=0.1, contrast=0.1))
+    return d
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """The model preset `arg` of `josh3r.py` extended with `training` and `data`."""
+    arg = arg or "tiny"
+    config = josh3r.get_config(arg)
+    config.unlock()
+    config.training = training_config(arg)
+    config.data = data_config(arg)
+    config.lock()
+    return config

@@ -1,0 +1,374 @@
+"""PyTorch JOSH3R / MASt3R state dict -> Flax NNX model state.
+
+Usage:
+  sd = load_state_dict_file("josh3r.pth")                 # .pth/.pt (needs torch), .npz, .safetensors
+  model, report = load_josh3r(sd, get_config("full").model)   # eval mode, every weight converted
+  print(report.summary())
+
+Names: the Flax modules mirror the PyTorch tree; `torch_name_to_flax` applies a short list of
+renames (e.g. `mast3r.dec_blocks.3.` -> `mast3r.decoder.blocks1.3.`, DPT `scratch.refinenet4` ->
+`dpt.refinenet.3`, MLPHead `head_layers.0.0` -> `input_linear`). Layouts: Linear weight (out, in)
+-> kernel (in, out); Conv2d (out, in, kh, kw) -> HWIO; ConvTranspose2d (in, out, k, k) ->
+(in, k, k, out); LayerNorm/BatchNorm weight -> scale; BatchNorm running_mean/var -> mean/var.
+
+Deliberately skipped (reported under `skipped`): `mast3r.mask_token` (unused in the forward),
+`smpl.*` (the loss uses `body_models/`), `*.num_batches_tracked` (unused in eval).
+Every other name that finds no target is reported in `unmatched`, every shape disagreement in
+`mismatched`, every target left unfilled in `missing`; strict loading raises ConversionError
+listing them all by name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from typing import Any, Callable, Iterable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from trainers.josh3r import JOSH3R
+from trainers.mast3r import MASt3R
+from trainers.nn.dpt import PatchConvTranspose
+
+
+class ConversionError(ValueError):
+    """A checkpoint that does not fit the model; the message names every offending key."""
+
+
+_SKIP_PATTERNS = (
+    re.compile(r"(^|\.)num_batches_tracked$"),
+    re.compile(r"^smpl\."),
+    re.compile(r"^mast3r\.mask_token$"),
+)
+
+_RENAMES: tuple[tuple[re.Pattern, Any], ...] = tuple((re.compile(p), r) for p, r in (
+    (r"^mast3r\.patch_embed\.", "mast3r.encoder.patch_embed."),
+    (r"^mast3r\.enc_blocks\.", "mast3r.encoder.blocks."),
+    (r"^mast3r\.enc_norm\.", "mast3r.encoder.norm."),
+    (r"^mast3r\.decoder_embed\.", "mast3r.decoder.embed."),
+    (r"^mast3r\.dec_blocks\.", "mast3r.decoder.blocks1."),
+    (r"^mast3r\.dec_blocks2\.", "mast3r.decoder.blocks2."),
+    (r"^mast3r\.dec_norm\.", "mast3r.decoder.norm."),
+    (r"^mast3r\.downstream_head(\d)\.head_local_features\.", r"mast3r.head\1.local_features."),
+    (r"^mast3r\.downstream_head(\d)\.", r"mast3r.head\1."),
+    (r"\.dpt\.act_postprocess\.(\d+)\.0\.", r".dpt.act_postprocess.\1.proj."),
+    (r"\.dpt\.act_postprocess\.(\d+)\.1\.", r".dpt.act_postprocess.\1.resample."),
+    (r"\.dpt\.scratch\.layer(\d+)_rn\.", lambda m: f".dpt.layer_rn.{int(m[1]) - 1}."),
+    (r"\.dpt\.scratch\.layer_rn\.(\d+)\.", r".dpt.layer_rn.\1."),  # alias of layer{i+1}_rn
+    (r"\.dpt\.scratch\.refinenet(\d+)\.", lambda m: f".dpt.refinenet.{int(m[1]) - 1}."),
+    (r"\.resConfUnit(\d)\.", r".res_conf_unit\1."),
+    (r"\.dpt\.head\.0\.", ".dpt.head_conv1."),
+    (r"\.dpt\.head\.2\.", ".dpt.head_conv2."),
+    (r"\.dpt\.head\.4\.", ".dpt.head_out."),
+    (r"\.head_layers\.0\.0\.", ".input_linear."),
+    (r"\.head_layers\.0\.1\.", ".input_norm."),
+    (r"\.head_layers\.(\d+)\.0\.", lambda m: f".blocks.{int(m[1]) - 1}."),
+    (r"\.head_layers\.(\d+)\.(weight|bias)$", r".final.\2"),
+))
+
+# PyTorch leaf name -> (Flax attribute, layout transform) per Flax module type.
+_T = Callable[[np.ndarray], np.ndarray]
+_IDENT: _T = lambda a: a
+_LEAVES: dict[type, dict[str, tuple[str, _T]]] = {
+    nnx.Linear: {"weight": ("kernel", lambda a: a.T), "bias": ("bias", _IDENT)},
+    nnx.Conv: {"weight": ("kernel", lambda a: a.transpose(2, 3, 1, 0)), "bias": ("bias", _IDENT)},
+    PatchConvTranspose: {"weight": ("kernel", lambda a: a.transpose(0, 2, 3, 1)),
+                         "bias": ("bias", _IDENT)},
+    nnx.LayerNorm: {"weight": ("scale", _IDENT), "bias": ("bias", _IDENT)},
+    nnx.BatchNorm: {"weight": ("scale", _IDENT), "bias": ("bias", _IDENT),
+                    "running_mean": ("mean", _IDENT), "running_var": ("var", _IDENT)},
+}
+
+
+def _transposed_shape(kind: type, leaf: str, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Shape after the layout transform, computed without data."""
+    dummy = np.broadcast_to(np.zeros((), np.float32), shape)
+    return tuple(_LEAVES[kind][leaf][1](dummy).shape)
+
+
+@dataclasses.dataclass
+class ConversionReport:
+    """What happened to every checkpoint entry and every model variable."""
+
+    loaded: list[str] = dataclasses.field(default_factory=list)
+    skipped: list[str] = dataclasses.field(default_factory=list)
+    unmatched: list[str] = dataclasses.field(default_factory=list)
+    mismatched: list[str] = dataclasses.field(default_factory=list)  # "name: expected .. found .."
+    missing: list[str] = dataclasses.field(default_factory=list)  # Flax paths never filled
+
+    @property
+    def ok(self) -> bool:
+        return not (self.unmatched or self.mismatched or self.missing)
+
+    def summary(self) -> str:
+        lines = [f"loaded {len(self.loaded)}, skipped {len(self.skipped)}, unmatched "
+                 f"{len(self.unmatched)}, shape mismatches {len(self.mismatched)}, missing "
+                 f"{len(self.missing)}"]
+        for title, items in (("unmatched checkpoint keys", self.unmatched),
+                             ("shape mismatches", self.mismatched),
+                             ("model variables not in the checkpoint", self.missing)):
+            if items:
+                lines.append(f"{title}:")
+                lines.extend(f"  {x}" for x in items)
+        return "\n".join(lines)
+
+
+def torch_name_to_flax(name: str) -> str:
+    """Renames a JOSH3R PyTorch state-dict name to the Flax module path (dotted)."""
+    for pattern, repl in _RENAMES:
+        name = pattern.sub(repl, name)
+    return name
+
+
+def is_skipped(name: str) -> bool:
+    """True for checkpoint entries that are intentionally not converted (see module docstring)."""
+    return any(p.search(name) for p in _SKIP_PATTERNS)
+
+
+def _resolve(root: nnx.Module, dotted: str):
+    """Walks `root` along a dotted module path; returns (module, leaf) or None."""
+    *mods, leaf = dotted.split(".")
+    node: Any = root
+    for part in mods:
+        try:
+            node = node[int(part)] if part.isdigit() else getattr(node, part)
+        except (AttributeError, IndexError, KeyError, TypeError):
+            return None
+    if not isinstance(node, nnx.Module):
+        return None
+    return node, leaf
+
+
+def _leaf_rule(module: nnx.Module, leaf: str):
+    for kind, table in _LEAVES.items():
+        if type(module) is kind and leaf in table:
+            return kind, table[leaf]
+    return None
+
+
+def _variables(model: nnx.Module) -> dict[str, nnx.Variable]:
+    """Param and BatchStat variables of the model by dotted path."""
+    out = {}
+    for path, node in nnx.iter_graph(model):
+        if isinstance(node, (nnx.Param, nnx.BatchStat)):
+            out[".".join(str(p) for p in path)] = node
+    return out
+
+
+def convert_into(model: nnx.Module, state_dict: Mapping[str, Any], *,
+                 source: str = "checkpoint", shapes_only: bool = False,
+                 strict: bool = True) -> ConversionReport:
+    """Copies a PyTorch state dict into `model` (JOSH3R or MASt3R) in place.
+
+    Args:
+      model: a JOSH3R or MASt3R, concrete or abstract (`nnx.eval_shape`).
+      state_dict: name -> array (numpy, torch tensor, anything np.asarray accepts), or with
+        `shapes_only` name -> shape tuple; arrays are read lazily one key at a time.
+      source: file name used in error messages.
+      shapes_only: only check names and shapes (no values are read or written).
+      strict: raise ConversionError unless the report is clean.
+
+    Returns:
+      ConversionReport.
+    """
+    # A bare MASt3R checkpoint has no "mast3r." prefix; our MASt3R model has none either.
+    is_mast3r = isinstance(model, MASt3R)
+    targets = _variables(model)
+    filled: set[str] = set()
+    report = ConversionReport()
+    for name in state_dict.keys():
+        full = name
+        if is_mast3r and not name.startswith("mast3r."):
+            full = "mast3r." + name
+        if is_skipped(full):
+            report.skipped.append(name)
+            continue
+        path = torch_name_to_flax(full)
+        if is_mast3r:
+            if not path.startswith("mast3r."):
+                report.unmatched.append(name)
+                continue
+            path = path[len("mast3r."):]
+        resolved = _resolve(model, path)
+        rule = resolved and _leaf_rule(*resolved)
+        if not rule:
+            report.unmatched.append(name)
+            continue
+        kind, (attr, transform) = rule
+        target_path = path.rsplit(".", 1)[0] + "." + attr
+        var = targets.get(target_path)
+        if var is None:
+            report.unmatched.append(name)
+            continue
+        value = state_dict[name]
+        src_shape = tuple(value) if shapes_only else tuple(np.shape(value))
+        expected = tuple(var.shape) if hasattr(var, "shape") else tuple(var.get_value().shape)
+        got = _transposed_shape(kind, name.rsplit(".", 1)[-1], src_shape)
+        if got != expected:
+            report.mismatched.append(
+                f"{name}: expected {_torch_shape(kind, name, expected)} (Flax {target_path} "
+                f"{expected}), found {src_shape}")
+            continue
+        if not shapes_only:
+            arr = transform(_to_numpy(value, name, source))
+            dtype = var.get_value().dtype
+            if target_path in filled:  # an alias (DPT scratch.layer_rn.i == layer{i+1}_rn)
+                if not np.array_equal(np.asarray(var.get_value()), arr.astype(dtype)):
+                    report.mismatched.append(f"{name}: aliases {target_path} but holds different "
+                                             f"values than the entry loaded first")
+                    continue
+            else:
+                var.set_value(jnp.asarray(arr, dtype=dtype))
+        filled.add(target_path)
+        report.loaded.append(name)
+    report.missing = sorted(set(targets) - filled)
+    if strict and not report.ok:
+        raise ConversionError(f"{source}: the state dict does not fit the "
+                              f"{type(model).__name__} model\n{report.summary()}")
+    return report
+
+
+def _torch_shape(kind: type, name: str, flax_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Inverse layout transform of a shape (for error messages in PyTorch terms)."""
+    leaf = name.rsplit(".", 1)[-1]
+    if leaf != "weight" or kind in (nnx.LayerNorm, nnx.BatchNorm):
+        return flax_shape
+    if kind is nnx.Linear:
+        return flax_shape[::-1]
+    if kind is nnx.Conv:
+        h, w, i, o = flax_shape
+        return (o, i, h, w)
+    i, h, w, o = flax_shape
+    return (i, o, h, w)
+
+
+def _to_numpy(value: Any, name: str, source: str) -> np.ndarray:
+    if hasattr(value, "detach"):  # torch.Tensor without importing torch
+        value = value.detach().cpu()
+        if str(value.dtype) == "torch.bfloat16":
+            value = value.float()
+        value = value.numpy()
+    arr = np.asarray(value)
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ConversionError(f"{source}: key {name!r}: expected a floating-point array, "
+                              f"found dtype {arr.dtype}")
+    return arr
+
+
+def _build_and_load(cls, state_dict, config, source, strict, seed):
+    # Eager construction is cheap with host-side init (trainers/nn/layers.py); variables the
+    # checkpoint lacks keep their initial values when strict=False.
+    model = cls(config, rngs=nnx.Rngs(seed))
+    report = convert_into(model, state_dict, source=source, strict=False)
+    if strict and not report.ok:
+        raise ConversionError(f"{source}: the state dict does not fit the {cls.__name__} "
+                              f"model\n{report.summary()}")
+    model.eval()
+    return model, report
+
+
+def load_josh3r(state_dict: Mapping[str, Any] | str | os.PathLike, config, *,
+                strict: bool = True, seed: int = 0) -> tuple[JOSH3R, ConversionReport]:
+    """Builds a JOSH3R from a PyTorch state dict (or a checkpoint path) in eval mode.
+
+    Returns (model, report); raises ConversionError if strict and not clean.
+    """
+    source = "state dict"
+    if isinstance(state_dict, (str, os.PathLike)):
+        source = os.fspath(state_dict)
+        state_dict = load_state_dict_file(source)
+    return _build_and_load(JOSH3R, state_dict, config, source, strict, seed)
+
+
+def load_mast3r(state_dict: Mapping[str, Any] | str | os.PathLike, config, *,
+                strict: bool = True, seed: int = 0) -> tuple[MASt3R, ConversionReport]:
+    """Like load_josh3r for the MASt3R backbone alone.
+
+    Accepts a bare MASt3R state dict or a JOSH3R one (its `mast3r.*` entries are used; other
+    JOSH3R entries are dropped before conversion).
+    """
+    source = "state dict"
+    if isinstance(state_dict, (str, os.PathLike)):
+        source = os.fspath(state_dict)
+        state_dict = load_state_dict_file(source)
+    if any(k.startswith("mast3r.") for k in state_dict):
+        state_dict = {k[len("mast3r."):]: v for k, v in state_dict.items()
+                      if k.startswith("mast3r.")}
+    return _build_and_load(MASt3R, state_dict, config, source, strict, seed)
+
+
+def _unwrap(obj: Any, path: str) -> Mapping[str, Any]:
+    """Finds the state dict inside a loaded checkpoint object ({'state_dict': ...}, {'model': ...})."""
+    if isinstance(obj, Mapping):
+        for key in ("state_dict", "model"):
+            if key in obj and isinstance(obj[key], Mapping):
+                return obj[key]
+        if all(isinstance(k, str) for k in obj):
+            return obj
+    raise ConversionError(f"{path}: expected a state dict (name -> tensor) or a dict with key "
+                          f"'state_dict' or 'model', found {type(obj).__name__}")
+
+
+def load_state_dict_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Reads a state dict: `.pth`/`.pt` (optional torch), `.npz`, `.safetensors`.
+
+    Returns name -> numpy array (torch tensors are converted; bfloat16 becomes float32).
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ConversionError(f"{path}: file not found")
+    ext = os.path.splitext(path)[1].lower()
+    if ext in (".pth", ".pt", ".bin", ".ckpt"):
+        try:
+            import torch  # pylint: disable=import-outside-toplevel
+        except ImportError as e:
+            raise ConversionError(
+                f"{path}: reading PyTorch checkpoints needs torch (pip install torch, CPU build "
+                f"is enough), or convert it to .npz/.safetensors elsewhere first") from e
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+        sd = _unwrap(obj, path)
+        out = {}
+        for k, v in sd.items():
+            if hasattr(v, "detach"):
+                v = v.detach().cpu()
+                v = (v.float() if v.is_floating_point() else v).numpy()
+            out[k] = np.asarray(v)
+        return out
+    if ext == ".npz":
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    if ext == ".safetensors":
+        try:
+            from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
+        except ImportError as e:
+            raise ConversionError(f"{path}: reading .safetensors needs the safetensors package "
+                                  f"(pip install safetensors)") from e
+        return dict(load_file(path))
+    raise ConversionError(f"{path}: unknown checkpoint extension {ext!r}: expected .pth, .pt, "
+                          f".npz or .safetensors")
+
+
+def save_state_dict_npz(path: str | os.PathLike, state: Mapping[str, np.ndarray]) -> None:
+    """Writes name -> array to `.npz` via a temporary file in the same folder, then os.replace."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp-{os.getpid()}.npz"
+    try:
+        np.savez(tmp, **{k: np.asarray(v) for k, v in state.items()})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def flax_state_dict(model: nnx.Module) -> dict[str, np.ndarray]:
+    """Param and BatchStat arrays of a model by dotted Flax path (host numpy)."""
+    return {k: np.asarray(v.get_value()) for k, v in _variables(model).items()}
+
+
+def iter_manifest(entries: Iterable[Mapping[str, Any]]) -> dict[str, tuple[int, ...]]:
+    """{'name', 'shape'} entries (josh3r_state_dict_manifest.json) -> name -> shape."""
+    return {e["name"]: tuple(e["shape"]) for e in entries}
