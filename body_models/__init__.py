@@ -7,7 +7,7 @@
 
 from body_models import indices, rotations
 from body_models.loaders import ModelFormatError, load_model, model_from_arrays, save_model_npz, to_arrays
-from body_models.mannequin import mannequin
+from body_models.builtin import mannequin
 from body_models.model import BodyModel, BodyOutput, lbs, regress_joints, rest_joints
 from body_models.safe_pickle import UnsafePickleError
 

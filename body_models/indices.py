@@ -45,7 +45,7 @@ def foot_vertices(model_name: str) -> np.ndarray:
     """int32[4]: left toe, left heel, right toe, right heel vertex ids (contact, foot sliding)."""
     if _kind(model_name) == "smpl":
         return SMPL_FOOT_VERTEX_IDS.copy()
-    from body_models.mannequin import mannequin_arrays
+    from body_models.builtin import mannequin_arrays
 
     return mannequin_arrays()["foot_ids"].copy()
 
@@ -60,7 +60,7 @@ def sole_vertices(model) -> np.ndarray:
     """
     if isinstance(model, str):
         if _kind(model) == "mannequin":
-            from body_models.mannequin import mannequin_arrays
+            from body_models.builtin import mannequin_arrays
 
             return mannequin_arrays()["sole_ids"].copy()
         raise ValueError(

@@ -171,7 +171,7 @@ def load_model(
       safe_pickle.UnsafePickleError: a `.pkl` references a global outside the allow-list.
     """
     if path is None:
-        from body_models.mannequin import mannequin  # local import: generation code is only needed here
+        from body_models.builtin import mannequin  # local import: generation code is only needed here
 
         logging.info("No body model path given: using the built-in licence-free 'mannequin' body.")
         model = mannequin()

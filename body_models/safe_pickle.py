@@ -9,7 +9,8 @@ matrices inside. `SafeUnpickler.find_class` resolves only:
     `data`/`indices`/`indptr`/`_shape` (scipy is not imported);
   * numpy's array/dtype/scalar reconstructors, and copyreg's `_reconstructor` restricted to the
     stand-ins above;
-  * harmless builtins (object, set, frozenset, slice, complex).
+  * harmless builtins (object, set, frozenset, slice, complex) and `_codecs.encode` restricted to
+    str -> latin1 bytes (how Python 3 writes bytes at protocol < 3).
 
 Every other global is refused with `UnsafePickleError` before anything is called, so a payload such
 as `os.system` never runs.
@@ -101,6 +102,13 @@ def _copyreg_reconstructor(cls, base, state):
     return object.__new__(cls)
 
 
+def _codecs_encode(text, encoding="latin1"):
+    # Python 3 pickles (protocol < 3) store bytes, e.g. numpy buffers, as _codecs.encode(str, "latin1").
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise UnsafePickleError(f"_codecs.encode with {type(text).__name__} / {encoding!r} refused")
+    return text.encode("latin1")
+
+
 _NUMPY_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")
 _BUILTINS = {"object": object, "set": set, "frozenset": frozenset, "slice": slice, "complex": complex}
 
@@ -125,6 +133,8 @@ class SafeUnpickler(pickle.Unpickler):
             return np.dtype
         if module in ("copy_reg", "copyreg") and name == "_reconstructor":
             return _copyreg_reconstructor
+        if module == "_codecs" and name == "encode":
+            return _codecs_encode
         if module in ("__builtin__", "builtins") and name in _BUILTINS:
             return _BUILTINS[name]
         raise UnsafePickleError(

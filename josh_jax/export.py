@@ -57,6 +57,10 @@ def atomic_write(path: str | os.PathLike) -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
+        # mkstemp creates 0600 files; give the result the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -147,12 +151,11 @@ def load_result_npz(path: str) -> Result:
 
 
 def _matrix_to_quat_xyzw(R: np.ndarray) -> np.ndarray:
-    """float[N, 4] xyzw unit quaternions (w >= 0) of rotation matrices float[N, 3, 3] (numpy)."""
-    from josh_jax import geometry as geo  # noqa: PLC0415
+    """float[N, 4] xyzw unit quaternions (w >= 0) of rotation matrices float[N, 3, 3] (host)."""
+    from scipy.spatial.transform import Rotation  # noqa: PLC0415
 
-    q_wxyz = np.asarray(geo.matrix_to_quat(np.asarray(R, np.float64)), np.float64)
-    q_wxyz /= np.linalg.norm(q_wxyz, axis=-1, keepdims=True)
-    return q_wxyz[:, [1, 2, 3, 0]]
+    q = Rotation.from_matrix(np.asarray(R, np.float64)).as_quat()  # xyzw
+    return np.where(q[:, 3:4] < 0, -q, q)
 
 
 def tum_lines(result: Result) -> list[str]:
@@ -315,7 +318,7 @@ def write_ply(path: str, result: Result, max_points: int | None = None) -> str:
 
 
 def render_points(points_world: np.ndarray, colors: np.ndarray, T_world_cam: np.ndarray,
-                  K: np.ndarray, size: tuple[int, int], radius: int = 1,
+                  K: np.ndarray, size: tuple[int, int], splat: int = 1,
                   background: int = 24) -> np.ndarray:
     """Z-buffered point splat of world points seen by one camera.
 
@@ -323,7 +326,7 @@ def render_points(points_world: np.ndarray, colors: np.ndarray, T_world_cam: np.
       points_world: float[N, 3]; colors: uint8[N, 3].
       T_world_cam: float[4, 4] camera-to-world; K: float[3, 3] intrinsics of this image `size`.
       size: (H, W) of the output image.
-      radius: splat half-size in pixels (square of side 2 radius - 1).
+      splat: side in pixels of the square each point covers.
 
     Returns:
       uint8[H, W, 3] image; the nearest point wins each pixel.
@@ -334,32 +337,25 @@ def render_points(points_world: np.ndarray, colors: np.ndarray, T_world_cam: np.
     z = x_cam[:, 2]
     front = z > 1e-3
     x_cam, z, colors = x_cam[front], z[front], colors[front]
+    # Far to near (one sort of the N points; the splat offsets keep that order): with repeated
+    # indices numpy's assignment keeps the last value, i.e. the nearest point wins.
+    order = np.argsort(-z, kind="stable")
+    x_cam, z, colors = x_cam[order], z[order], colors[order]
     u = np.rint(K[0, 0] * x_cam[:, 0] / z + K[0, 2]).astype(np.int64)
     v = np.rint(K[1, 1] * x_cam[:, 1] / z + K[1, 2]).astype(np.int64)
-    image = np.full((H, W, 3), background, np.uint8)
-    zbuf = np.full(H * W, np.inf)
-    offsets = range(-(radius - 1), radius)
-    us, vs, zs, cs = [], [], [], []
-    for du in offsets:
-        for dv in offsets:
-            us.append(u + du)
-            vs.append(v + dv)
-            zs.append(z)
-            cs.append(colors)
-    u, v, z, colors = (np.concatenate(a) for a in (us, vs, zs, cs))
+    offsets = np.arange(splat) - (splat - 1) // 2
+    du, dv = (a.reshape(-1) for a in np.meshgrid(offsets, offsets, indexing="ij"))
+    u = (u[:, None] + du[None]).reshape(-1)
+    v = (v[:, None] + dv[None]).reshape(-1)
+    colors = np.repeat(colors, du.shape[0], axis=0)
     inside = (u >= 0) & (u < W) & (v >= 0) & (v < H)
-    pix, z, colors = (v * W + u)[inside], z[inside], colors[inside]
-    # Far to near, so that the nearest write wins (numpy fancy assignment keeps the last one).
-    order = np.argsort(-z, kind="stable")
-    pix, z, colors = pix[order], z[order], colors[order]
-    zbuf[pix] = z
-    flat = image.reshape(-1, 3)
-    flat[pix] = colors
+    image = np.full((H, W, 3), background, np.uint8)
+    image.reshape(-1, 3)[(v * W + u)[inside]] = colors[inside]
     return image
 
 
-def preview_frames(result: Result, *, width: int = 320, max_points: int = 200_000,
-                   radius: int = 2) -> np.ndarray:
+def preview_frames(result: Result, *, width: int = 320, max_points: int = 60_000,
+                   splat: int = 2) -> np.ndarray:
     """uint8[F, h, w, 3]: scene points and bodies rendered from every estimated camera.
 
     The output size keeps the aspect ratio, with sides rounded to multiples of 16 (video codecs).
@@ -383,7 +379,7 @@ def preview_frames(result: Result, *, width: int = 320, max_points: int = 200_00
                                             verts[p, f].shape))
         K = K_all[f] * scale[:, None]
         frames.append(render_points(np.concatenate(pts).astype(np.float64), np.concatenate(cols),
-                                    T_all[f], K, (h, w), radius=radius))
+                                    T_all[f], K, (h, w), splat=splat))
     return np.stack(frames)
 
 

@@ -235,16 +235,40 @@ def _safe_len(*comps):
     return jnp.where(big, jnp.sqrt(jnp.where(big, sq, 1.0)), 0.0)
 
 
-def pair_loss(problem: Problem, config, stage: int, T_world_cam, f, sg):
+def stage1_points(problem: Problem, f):
+    """Camera-frame match points per unit depth scale, float[E, 6, M] (rows x, y, z of side i,
+    then of side j), for a fixed focal f (stage 1 freezes it): x_cam = (g sigma) * points."""
+    rows = []
+    for side in range(2):
+        img = problem.pair_index[:, side][:, None]
+        ratio = f / problem.base_focal[img]
+        z = (problem.median_depth[img] * (ratio - 1.0) + problem.match_depth[side]) * (
+            1.0 + (problem.match_offset[side] - 1.0) / ratio)
+        rows += [z * (problem.match_uv[2 * side] - problem.pp[0]) / f,
+                 z * (problem.match_uv[2 * side + 1] - problem.pp[1]) / f, z]
+    return jnp.stack(rows, 1)
+
+
+def pair_loss(problem: Problem, config, stage: int, T_world_cam, f, sg, points1=None):
     """Stage 1: L_3d (rho_1.1 of 3D match distances); stage 2: L_2d (rho_0.4 of reprojection
     errors in both images of every pair). Same values as `losses.match_3d_loss` /
-    `losses.reprojection_loss` on the stacked points (tested), computed on component arrays."""
-    Xi = _side_points_world(problem, 0, T_world_cam, f, sg)
-    Xj = _side_points_world(problem, 1, T_world_cam, f, sg)
+    `losses.reprojection_loss` on the stacked points (tested), computed on component arrays.
+
+    `points1` (stage 1 only): `stage1_points(problem, f)` precomputed once per stage; the 3D
+    residual is then one [3, 6] x [6, M] product per pair."""
     conf = problem.match_conf
     if stage == 1:
-        r = _safe_len(*(a - b for a, b in zip(Xi, Xj)))
+        if points1 is None:
+            points1 = stage1_points(problem, f)
+        i, j = problem.pair_index[:, 0], problem.pair_index[:, 1]
+        R = T_world_cam[:, :3, :3]
+        AB = jnp.concatenate([sg[i][:, None, None] * R[i], -sg[j][:, None, None] * R[j]], 2)
+        dt = T_world_cam[i, :3, 3] - T_world_cam[j, :3, 3]
+        res = jnp.einsum("eij,ejm->eim", AB, points1) + dt[:, :, None]
+        r = _safe_len(res[:, 0], res[:, 1], res[:, 2])
         return _weighted_rho(r, conf, config.stage1.gamma)
+    Xi = _side_points_world(problem, 0, T_world_cam, f, sg)
+    Xj = _side_points_world(problem, 1, T_world_cam, f, sg)
     K = geometry.intrinsics_matrix(f, problem.pp[0], problem.pp[1])
     T_cw = geometry.se3_inverse(T_world_cam)
     i, j = problem.pair_index[:, 0], problem.pair_index[:, 1]
@@ -295,8 +319,8 @@ def _apply(T, x):
     return jnp.einsum("...ij,...j->...i", T[..., :3, :3], x) + T[..., :3, 3]
 
 
-def loss_terms(params: Params, problem: Problem, config, stage: int):
-    """All loss terms of one clip.
+def loss_terms(params: Params, problem: Problem, config, stage: int, points1=None):
+    """All loss terms of one clip (`points1`: optional stage-1 cache, see `pair_loss`).
 
     Returns:
       (total [], terms float[6] in CURVE_COLUMNS order). Human columns hold the weighted
@@ -304,7 +328,7 @@ def loss_terms(params: Params, problem: Problem, config, stage: int):
       total = pair + scale + static + prior + smooth.
     """
     T_wc, f, sg = camera_forward(params, problem, config)
-    pair = pair_loss(problem, config, stage, T_wc, f, sg)
+    pair = pair_loss(problem, config, stage, T_wc, f, sg, points1)
 
     P = problem.smpl_valid.shape[0]
     gh = config.human_gamma
@@ -462,7 +486,9 @@ def _run_stage(params: Params, problem: Problem, config, stage: int, ok):
         return params, jnp.zeros((0, len(CURVE_COLUMNS)), jnp.float32), ok, jnp.zeros((), jnp.int32)
     tx = _make_tx(problem, config, stage, params)
     opt_state = tx.init(params)
-    grad_fn = jax.value_and_grad(lambda p: loss_terms(p, problem, config, stage), has_aux=True)
+    points1 = stage1_points(problem, focal_of(params, problem)) if stage == 1 else None
+    grad_fn = jax.value_and_grad(lambda p: loss_terms(p, problem, config, stage, points1),
+                                 has_aux=True)
 
     def step(carry, _):
         p, s, ok, n = carry

@@ -23,6 +23,7 @@ Interpolation to every video frame (keyframes are hit exactly):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from typing import Any
 
@@ -31,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+import body_models
 from josh_jax import geometry as geo
 
 WORLD_CONVENTION = "first_keyframe_camera"
@@ -220,8 +222,6 @@ def track_to_world(body_model, T_world_cam_key, lo, hi, alpha, R_cam, pose, beta
       (global_orient [F,3,3], body_pose [F,J-1,3,3], betas [F,B], transl [F,3], valid [F],
       joints [F,J,3], vertices [F,V,3]), world frame; identity / zeros where invalid.
     """
-    import body_models  # noqa: PLC0415
-
     pelvis = jax.vmap(lambda b: body_models.rest_joints(body_model, b)[0])(betas)
     R_w, t_w = jax.vmap(camera_to_world_smpl)(T_world_cam_key, R_cam, t_cam, pelvis)
     R_f = slerp_rotations(R_w, lo, hi, alpha)
@@ -240,6 +240,23 @@ def track_to_world(body_model, T_world_cam_key, lo, hi, alpha, R_cam, pose, beta
     joints = jnp.where(valid_f[:, None, None], out.joints, 0.0)
     verts = jnp.where(valid_f[:, None, None], out.vertices, 0.0)
     return R_f, pose_f, betas_f, t_f, valid_f, joints, verts
+
+
+@functools.partial(jax.jit, static_argnames=("stride", "normalize_world"))
+def _cameras_and_scene(T_world_cam_key, K, depth_key, t_keys, t_frames, *, stride: int,
+                       normalize_world: bool):
+    """Keyframe cameras (re-based on the first one), cameras at every frame, dense points.
+
+    One jitted program (eager op-by-op dispatch of these small ops costs seconds on CPU).
+    """
+    if normalize_world:
+        T_world_cam_key = geo.se3_inverse(T_world_cam_key[0])[None] @ T_world_cam_key
+    lo, hi, alpha = interpolation_brackets(t_keys, t_frames)
+    T_world_cam = geo.se3_interpolate(T_world_cam_key, t_keys, t_frames)
+    K_frames = lerp(K, lo, hi, alpha)
+    points = jax.vmap(lambda T_, K_, d: dense_scene_points(T_, K_, d, stride))(
+        T_world_cam_key, K, depth_key)
+    return T_world_cam_key, T_world_cam, K_frames, points, lo, hi, alpha
 
 
 # Module level, so that clips of the same shapes reuse one compiled program.
@@ -297,7 +314,6 @@ def assemble_result(
     Returns:
       The `Result`; all body arrays are zero where `smpl_valid` is False.
     """
-    import body_models  # noqa: PLC0415  (lazy: keeps `import josh_jax.result` light)
 
     keyframe_index = np.asarray(keyframe_index, np.int64)
     T = keyframe_index.shape[0]
@@ -326,21 +342,13 @@ def assemble_result(
            smpl_betas.shape)
 
     # World = first keyframe camera.
-    T_world_cam_key = jnp.asarray(T_world_cam_key)
-    if normalize_world:
-        T_world_cam_key = geo.se3_inverse(T_world_cam_key[0])[None] @ T_world_cam_key
-
     frame_index = np.arange(keyframe_index[0], keyframe_index[-1] + 1, dtype=np.int32)
     F = frame_index.shape[0]
-    lo, hi, alpha = interpolation_brackets(keyframe_index, frame_index)
-    T_world_cam = geo.se3_interpolate(T_world_cam_key, jnp.asarray(keyframe_index, jnp.float32),
-                                      jnp.asarray(frame_index, jnp.float32))
-    K_frames = lerp(jnp.asarray(K), lo, hi, alpha)
-
-    # Scene: dense points of every keyframe.
     stride = int(scene_stride)
-    points = jax.vmap(lambda T_, K_, d: dense_scene_points(T_, K_, d, stride))(
-        T_world_cam_key, jnp.asarray(K), jnp.asarray(depth_key))
+    T_world_cam_key, T_world_cam, K_frames, points, lo, hi, alpha = _cameras_and_scene(
+        jnp.asarray(T_world_cam_key), jnp.asarray(K), jnp.asarray(depth_key),
+        jnp.asarray(keyframe_index, jnp.float32), jnp.asarray(frame_index, jnp.float32),
+        stride=stride, normalize_world=bool(normalize_world))
     conf = np.asarray(conf_key, np.float32)[:, ::stride, ::stride]
     depth_sub = depth_key[:, ::stride, ::stride]
     mask = depth_sub > 0

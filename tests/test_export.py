@@ -141,9 +141,13 @@ def test_render_points_z_buffer():
     K = np.array([[10.0, 0, 4], [0, 10, 4], [0, 0, 1]])
     points = np.array([[0.0, 0, 5], [0.0, 0, 2], [0.0, 0, 9]])  # all on the optical axis
     colors = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8)
-    img = export.render_points(points, colors, np.eye(4), K, (8, 8), radius=1, background=0)
+    img = export.render_points(points, colors, np.eye(4), K, (8, 8), splat=1, background=0)
     np.testing.assert_array_equal(img[4, 4], [0, 255, 0])  # the nearest one
     assert img.reshape(-1, 3).any(axis=1).sum() == 1
+    # A 2x2 splat covers pixels (4..5, 4..5); the near point still wins all four.
+    img = export.render_points(points, colors, np.eye(4), K, (8, 8), splat=2, background=0)
+    np.testing.assert_array_equal(img[4:6, 4:6].reshape(-1, 3), [[0, 255, 0]] * 4)
+    assert img.reshape(-1, 3).any(axis=1).sum() == 4
     # Behind the camera: not drawn.
     img = export.render_points(points * [1, 1, -1], colors, np.eye(4), K, (8, 8), background=0)
     assert not img.any()

@@ -38,21 +38,24 @@ class StandInJOSH3R(nnx.Module):
     """Tiny JOSH3R-shaped model: `model(imgs [B,2,H,W,3], img_shapes, bbox [B,2,4])`."""
 
     def __init__(self, width: int = 16, *, rngs: nnx.Rngs):
-        self.patch = nnx.Conv(3, width, (16, 16), strides=(16, 16), padding="VALID", rngs=rngs)
+        # No bias before a BatchNorm: its gradient is zero up to rounding, and Adam would turn
+        # that rounding noise into full-size steps that differ between any two summation orders.
+        self.patch = nnx.Conv(3, width, (16, 16), strides=(16, 16), padding="VALID",
+                              use_bias=False, rngs=rngs)
         self.bn = nnx.BatchNorm(width, rngs=rngs)
         self.pts = nnx.Linear(width, 16 * 16 * 3, rngs=rngs)
         self.box = nnx.Linear(4, width, rngs=rngs)
-        self.hidden = nnx.Linear(2 * width, width, rngs=rngs)
+        self.hidden = nnx.Linear(width, width, use_bias=False, rngs=rngs)
         self.hbn = nnx.BatchNorm(width, rngs=rngs)
         self.dropout = nnx.Dropout(0.2, rngs=rngs)
         zeros = nnx.initializers.zeros
-        self.trans = nnx.Linear(width, 6, rngs=rngs)
-        self.rel = nnx.Linear(2 * width, 9, kernel_init=zeros, rngs=rngs)
-        self.scale = nnx.Linear(width, 2, kernel_init=zeros, use_bias=False, rngs=rngs)
+        self.trans = nnx.Linear(2 * width, 6, rngs=rngs)
+        self.rel = nnx.Linear(4 * width, 9, kernel_init=zeros, rngs=rngs)
+        self.scale = nnx.Linear(2 * width, 2, kernel_init=zeros, use_bias=False, rngs=rngs)
 
     def __call__(self, imgs, img_shapes, bbox):
         b, _, h, w, _ = imgs.shape
-        x = self.patch(imgs.reshape((2 * b, h, w, 3)))  # [2B, hp, wp, C]
+        x = self.patch(imgs.transpose(1, 0, 2, 3, 4).reshape((2 * b, h, w, 3)))  # [2B, ...] view-major
         x = jax.nn.relu(self.bn(x))
         hp, wp = x.shape[1:3]
         p = self.pts(x).reshape(2 * b, hp, wp, 16, 16, 3).transpose(0, 1, 3, 2, 4, 5)
@@ -60,8 +63,9 @@ class StandInJOSH3R(nnx.Module):
         scale = jnp.asarray(img_shapes, jnp.float32)[:, :, ::-1].repeat(2, -1)  # (w, h, w, h)
         boxf = jax.nn.relu(self.box(bbox / scale * 2 - 1))  # [B, 2, C]
         pooled = x.reshape(2, b, -1, x.shape[-1]).mean(2).transpose(1, 0, 2)  # [B, 2, C]
-        hfeat = self.hidden(jnp.concatenate([pooled, boxf], -1).reshape(2 * b, -1))
-        hfeat = self.dropout(jax.nn.relu(self.hbn(hfeat))).reshape(b, 2, -1)
+        hfeat = self.dropout(jax.nn.relu(self.hbn(self.hidden(pooled.reshape(2 * b, -1)))))
+        # The box enters after the BatchNorm (a bias-like input before it gets no gradient).
+        hfeat = jnp.concatenate([hfeat.reshape(b, 2, -1), boxf], -1)
         t = self.trans(hfeat.mean(1))
         r = self.rel(hfeat.reshape(b, -1))
         s = jnp.exp(self.scale(hfeat.mean(1)))
@@ -232,6 +236,7 @@ def test_jit_mesh_and_pmap_paths_agree(body, dataset):
     n = jax.device_count()
     assert n == 8, "conftest forces 8 CPU devices"
     fns, state0 = _fns_and_state(body, use_dropout=False)
+    state0 = jax.device_get(state0)  # host copy: the jitted step donates its input buffers
     it = data_lib.PairIterator(dataset, global_batch_size=n, seed=0, image_hw=HW,
                                augment=data_lib.AugmentConfig(enabled=False))
     batches = [it.next() for _ in range(3)]

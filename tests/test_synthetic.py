@@ -77,11 +77,13 @@ def point_triangle_distance(points, tri):
     return best.min(axis=1)
 
 
+_lbs_people_frames = jax.jit(jax.vmap(jax.vmap(body_models.lbs, in_axes=(None, 0, 0, 0, 0)),
+                                      in_axes=(None, 0, 0, 0, 0)))
+
+
 def _gt_vertices(model, gt):
     """World vertices [P, T, V, 3] re-posed from the stored GT SMPL parameters."""
-    fn = jax.jit(jax.vmap(jax.vmap(body_models.lbs, in_axes=(None, 0, 0, 0, 0)),
-                          in_axes=(None, 0, 0, 0, 0)))
-    out = fn(model, jnp.asarray(gt.gt_smpl_betas, jnp.float32),
+    out = _lbs_people_frames(model, jnp.asarray(gt.gt_smpl_betas, jnp.float32),
              jnp.asarray(gt.gt_smpl_global_orient, jnp.float32),
              jnp.asarray(gt.gt_smpl_body_pose, jnp.float32),
              jnp.asarray(gt.gt_smpl_transl, jnp.float32))
@@ -200,7 +202,7 @@ def test_pointmaps_carry_the_configured_scale(walk):
     clip, gt, ex = walk
     scene = ~clip.human_mask
     ratio = clip.pointmaps[..., 2] / gt.gt_depth
-    per_frame = np.array([np.median(r[s]) for r, s in zip(ratio, scene)])
+    per_frame = np.array([np.median(r[s]) for r, s in zip(ratio, scene, strict=True)])
     # Each frame: its own scale (global scale x jitter) up to the 2 % smooth error.
     np.testing.assert_allclose(per_frame, ex["frame_scale"], rtol=0.03)
     np.testing.assert_allclose(np.median(per_frame), 0.35, rtol=0.08)

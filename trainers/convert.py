@@ -1,7 +1,7 @@
 """PyTorch JOSH3R / MASt3R state dict -> Flax NNX model state.
 
 Usage:
-  sd = load_state_dict_file("josh3r.pth")                 # .pth/.pt (needs torch), .npz, .safetensors
+  sd = load_state_dict_file("josh3r.pth")   # .pth/.pt (needs torch), .npz, .safetensors
   model, report = load_josh3r(sd, get_config("full").model)   # eval mode, every weight converted
   print(report.summary())
 
@@ -23,9 +23,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
@@ -259,11 +259,40 @@ def _to_numpy(value: Any, name: str, source: str) -> np.ndarray:
     return arr
 
 
+def is_flax_state(state: Mapping[str, Any]) -> bool:
+    """True for a converted Flax state (dotted Flax paths, e.g. from `flax_state_dict`)."""
+    return any(k.startswith(("mast3r.encoder.", "encoder.patch_embed.")) for k in state)
+
+
+def load_flax_state(model: nnx.Module, state: Mapping[str, Any], *,
+                    source: str = "checkpoint") -> ConversionReport:
+    """Fills `model` from a dotted-Flax-path state (as written by `flax_state_dict`)."""
+    targets = _variables(model)
+    report = ConversionReport()
+    for name in state.keys():
+        var = targets.get(name)
+        if var is None:
+            report.unmatched.append(name)
+            continue
+        value = np.asarray(state[name])
+        expected = tuple(var.get_value().shape)
+        if tuple(value.shape) != expected:
+            report.mismatched.append(f"{name}: expected {expected}, found {tuple(value.shape)}")
+            continue
+        var.set_value(jnp.asarray(value, var.get_value().dtype))
+        report.loaded.append(name)
+    report.missing = sorted(set(targets) - set(report.loaded))
+    return report
+
+
 def _build_and_load(cls, state_dict, config, source, strict, seed):
     # Eager construction is cheap with host-side init (trainers/nn/layers.py); variables the
     # checkpoint lacks keep their initial values when strict=False.
     model = cls(config, rngs=nnx.Rngs(seed))
-    report = convert_into(model, state_dict, source=source, strict=False)
+    if is_flax_state(state_dict):
+        report = load_flax_state(model, state_dict, source=source)
+    else:
+        report = convert_into(model, state_dict, source=source, strict=False)
     if strict and not report.ok:
         raise ConversionError(f"{source}: the state dict does not fit the {cls.__name__} "
                               f"model\n{report.summary()}")
@@ -274,6 +303,9 @@ def _build_and_load(cls, state_dict, config, source, strict, seed):
 def load_josh3r(state_dict: Mapping[str, Any] | str | os.PathLike, config, *,
                 strict: bool = True, seed: int = 0) -> tuple[JOSH3R, ConversionReport]:
     """Builds a JOSH3R from a PyTorch state dict (or a checkpoint path) in eval mode.
+
+    Also accepts the converted Flax state written by `experiments/convert_josh3r.py`
+    (`.npz` with dotted Flax paths), so inference can take either file.
 
     Returns (model, report); raises ConversionError if strict and not clean.
     """
@@ -302,7 +334,7 @@ def load_mast3r(state_dict: Mapping[str, Any] | str | os.PathLike, config, *,
 
 
 def _unwrap(obj: Any, path: str) -> Mapping[str, Any]:
-    """Finds the state dict inside a loaded checkpoint object ({'state_dict': ...}, {'model': ...})."""
+    """Finds the state dict inside a loaded checkpoint ({'state_dict': ...}, {'model': ...})."""
     if isinstance(obj, Mapping):
         for key in ("state_dict", "model"):
             if key in obj and isinstance(obj[key], Mapping):

@@ -52,7 +52,7 @@ class JOSH3ROutput:
 
 
 def _torch_linspace(start: jnp.ndarray, end: jnp.ndarray, steps: int) -> jnp.ndarray:
-    """torch.linspace arithmetic (symmetric from both ends): start, end float[...] -> [..., steps]."""
+    """torch.linspace arithmetic (symmetric from both ends): start, end [...] -> [..., steps]."""
     i = jnp.arange(steps, dtype=jnp.float32)
     step = (end - start)[..., None] / (steps - 1)
     from_start = start[..., None] + i * step
@@ -104,7 +104,7 @@ def _batch_norm(n: int, c, rngs: nnx.Rngs) -> nnx.BatchNorm:
 
 
 class ROIFeatureRegressor(nnx.Module):
-    """3 x [conv3x3 -> BatchNorm -> ReLU], flatten (channel-major like NCHW), Linear, BatchNorm1d."""
+    """3 x [conv3x3 -> BatchNorm -> ReLU], flatten (channel-major, as NCHW), Linear, BatchNorm1d."""
 
     def __init__(self, in_dim: int, out_dim: int, config, *, rngs: nnx.Rngs):
         ch = config.roi_conv_channels

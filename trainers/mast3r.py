@@ -80,7 +80,10 @@ class MASt3R(nnx.Module):
 
     def encode_pair(self, img1: jnp.ndarray, img2: jnp.ndarray, *,
                     return_intermediates: bool = False):
-        """Encodes both views in one batch: img*: float[B, H, W, 3] -> (feat1, pos1, feat2, pos2)."""
+        """Encodes both views with one ViT call on the concatenated batch (as the reference).
+
+        img1, img2: float[B, H, W, 3] -> (feat1 [B, n, E], pos1 [B, n, 2], feat2, pos2).
+        """
         if img1.shape != img2.shape:
             raise ValueError(f"both views must have the same shape, got {img1.shape} and "
                              f"{img2.shape}")

@@ -221,7 +221,7 @@ def train_step(
     (loss, (terms, new_bs)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     if axis_name is not None:
         grads, loss, terms = jax.lax.psum((grads, loss, terms), axis_name)
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     updates, opt_state = fns.tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)

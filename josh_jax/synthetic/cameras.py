@@ -14,7 +14,7 @@ from scipy.spatial.transform import Rotation
 CAMERAS = ("static", "pan", "orbit", "walk_along")
 
 # Keep cameras this far inside the room's walls (see scenes._ROOM) and out of clutter.
-_BOUNDS = dict(xmin=-2.9, xmax=2.9, zmin=-4.5, zmax=5.0)
+_BOUNDS = dict(xmin=-3.9, xmax=3.9, zmin=-4.5, zmax=5.0)
 
 
 def look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -68,7 +68,8 @@ def _clamp_inside(eye: np.ndarray) -> np.ndarray:
 def camera_trajectory(kind: str, pelvis_world: np.ndarray, heading: np.ndarray,
                       rng: np.random.Generator, *, distance: float = 3.2, height: float = 1.5,
                       orbit_degrees: float = 90.0, jitter_pos_m: float = 0.02,
-                      jitter_rot_deg: float = 1.0, fps: float = 30.0) -> np.ndarray:
+                      jitter_rot_deg: float = 1.0, fps: float = 30.0,
+                      side_sign: float | None = None) -> np.ndarray:
     """Camera poses for every video frame.
 
     Args:
@@ -86,6 +87,8 @@ def camera_trajectory(kind: str, pelvis_world: np.ndarray, heading: np.ndarray,
         jitter_pos_m: hand-held position jitter (standard deviation, metres; walk_along and pan).
         jitter_rot_deg: hand-held rotation jitter (standard deviation, degrees).
         fps: video frame rate (sets the jitter's frequency content).
+        side_sign: which side of the path (+1 / -1, in x for a path along z) the camera is on;
+            None: random.
 
     Returns:
         float64[F, 4, 4] T_world_cam.
@@ -99,7 +102,11 @@ def camera_trajectory(kind: str, pelvis_world: np.ndarray, heading: np.ndarray,
     if np.linalg.norm(path_dir) < 0.3:  # nearly in place: look at the person from the front
         path_dir = np.array([np.sin(heading[0]), 0.0, np.cos(heading[0])])
     path_dir /= np.linalg.norm(path_dir)
-    side = np.cross([0.0, 1.0, 0.0], path_dir) * rng.choice([-1.0, 1.0])
+    sign = rng.choice([-1.0, 1.0])
+    side = np.cross([0.0, 1.0, 0.0], path_dir)
+    if side_sign is not None:
+        sign = side_sign * (np.sign(side[0]) or 1.0)
+    side = side * sign
     # Looking a little below the pelvis keeps the feet in the frame.
     target_smooth = ndimage.gaussian_filter1d(pelvis_world, 0.3 * fps, axis=0, mode="nearest")
     target_smooth = target_smooth + np.array([0.0, -0.15, 0.0])

@@ -88,8 +88,8 @@ def generate_clip(config, seed: int, *, return_extras: bool = False):
         (clip, gt) or (clip, gt, extras).
     """
     _check_config(config)
-    rngs = dict(zip(_STAGES, (np.random.default_rng(s)
-                              for s in np.random.SeedSequence(seed).spawn(len(_STAGES)))))
+    children = np.random.SeedSequence(seed).spawn(len(_STAGES))
+    rngs = {name: np.random.default_rng(s) for name, s in zip(_STAGES, children, strict=True)}
     model = _load_body(config.body_model)
     num_t, stride, fps = int(config.num_frames), int(config.stride), float(config.fps)
     num_video = 1 + stride * (num_t - 1)
@@ -103,12 +103,16 @@ def generate_clip(config, seed: int, *, return_extras: bool = False):
     # People: world SMPL for every video frame.
     people = []
     kinds = [config.motion, config.motion2 or config.motion][: config.num_people]
-    for p, (kind, lane) in enumerate(zip(kinds, _lanes(config.num_people,
-                                                       config.people_spacing, config.motion))):
+    lanes = _lanes(config.num_people, config.people_spacing, config.motion)
+    # One motion seed for everybody: two people make the same choices (turn direction,
+    # heading), so they walk as a group in their own lanes instead of crossing paths.
+    motion_seed = int(rngs["motion"].integers(2**31))
+    for kind, lane in zip(kinds, lanes, strict=True):
         betas = np.clip(config.shape_std * rngs["betas"].standard_normal(model.num_betas),
                         -2.5, 2.5)
         plan = motions.root_plan(kind, num_video, fps, scene, lane=lane,
-                                 speed=config.walk_speed, rng=rngs["motion"])
+                                 speed=config.walk_speed,
+                                 rng=np.random.default_rng(motion_seed))
         motion = motions.make_motion(model, betas, plan, scene, fps)
         verts, joints = motions.pose_vertices(model, motion.betas, motion.global_orient,
                                               motion.body_pose, motion.transl)
@@ -126,7 +130,8 @@ def generate_clip(config, seed: int, *, return_extras: bool = False):
     T_world_cam_all = cameras.camera_trajectory(
         config.camera, pelvis_mean, heading, rngs["camera"], distance=config.camera_distance,
         height=config.camera_height, orbit_degrees=config.orbit_degrees,
-        jitter_pos_m=config.jitter_pos_m, jitter_rot_deg=config.jitter_rot_deg, fps=fps)
+        jitter_pos_m=config.jitter_pos_m, jitter_rot_deg=config.jitter_rot_deg, fps=fps,
+        side_sign=scene.features.get("camera_side"))
     T_world_cam = T_world_cam_all[key_idx]
 
     # Render the keyframes.

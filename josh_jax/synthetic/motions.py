@@ -380,6 +380,13 @@ def _leg_ik(hip, ankle_target, forward, rest_thigh, rest_shin):
     return G_thigh, G_shin, np.abs(dist - d)
 
 
+def _ankle_target(rig: _Rig, side: int, ankle: int, foot_xz, foot_y, foot_yaw, foot_pitch):
+    """World ankle joint that puts the foot's sole reference on its planned spot: [F, 3]."""
+    G_foot = rot_y(foot_yaw[:, side]) @ rot_x(-foot_pitch[:, side])
+    ground = np.stack([foot_xz[:, side, 0], foot_y[:, side], foot_xz[:, side, 1]], -1)
+    return ground + np.einsum("fij,j->fi", G_foot, rig.joints[ankle] - rig.sole_ref[side])
+
+
 def _pose(rig: _Rig, plan: RootPlan, foot_xz, foot_y, foot_yaw, foot_pitch, pelvis_y,
           swing_arm):
     """Joint rotations and transl for every frame (numpy float64)."""
@@ -402,8 +409,7 @@ def _pose(rig: _Rig, plan: RootPlan, foot_xz, foot_y, foot_yaw, foot_pitch, pelv
     for side, (hip, knee, ankle) in enumerate([(_L_HIP, _L_KNEE, _L_ANKLE),
                                                 (_R_HIP, _R_KNEE, _R_ANKLE)]):
         G_foot = rot_y(foot_yaw[:, side]) @ rot_x(-foot_pitch[:, side])
-        ground = np.stack([foot_xz[:, side, 0], foot_y[:, side], foot_xz[:, side, 1]], -1)
-        ankle_target = ground + np.einsum("fij,j->fi", G_foot, J[ankle] - rig.sole_ref[side])
+        ankle_target = _ankle_target(rig, side, ankle, foot_xz, foot_y, foot_yaw, foot_pitch)
         hip_world = pelvis + np.einsum("fij,j->fi", G_root, J[hip] - J[_PELVIS])
         fwd_body = np.stack([np.sin(plan.heading), np.zeros(num), np.cos(plan.heading)], -1)
         fwd_foot = np.stack([np.sin(foot_yaw[:, side]), np.zeros(num),
@@ -458,20 +464,22 @@ def make_motion(model, betas: np.ndarray, plan: RootPlan, scene: scenes.Scene,
     """
     rig = _rig(model, betas)
     foot_xz, foot_y, foot_yaw, foot_pitch, stance = plan_footsteps(plan, scene, fps)
-    # Pelvis height: standing height above the feet, lowered while walking so the leg reaches
-    # the stance foot, and blended towards the seat when sitting.
-    ankle_up = rig.joints[_L_ANKLE, 1] - rig.sole_ref[0, 1]
-    stand_drop = rig.joints[_PELVIS, 1] - rig.joints[_L_HIP, 1]
+    # Pelvis height: as high as both legs can reach their ankle targets (with a little knee
+    # bend), smoothed without ever exceeding that bound; blended towards the seat when sitting.
     reach = 0.985 * rig.leg_len
-    # Largest expected horizontal hip-to-ankle offset: grows with speed, and is never zero since
-    # feet catch up with the body only at the next step.
-    speed = ndimage.gaussian_filter1d(plan.speed, 0.3 * fps, mode="nearest")
-    offset = 0.42 * np.maximum(speed, plan.speed) + 0.1
-    leg_h = np.minimum(reach, np.sqrt(np.maximum(reach**2 - offset**2, 0.0)))
-    # The lower foot bounds the pelvis (stairs): smooth, but never above what it can reach.
-    low = foot_y.min(axis=1)
-    feet_level = np.minimum(ndimage.gaussian_filter1d(low, 0.15 * fps, mode="nearest"), low)
-    stand_y = feet_level + ankle_up + leg_h + stand_drop
+    allowed = np.full(len(plan.heading), np.inf)
+    G_root = rot_y(plan.heading)
+    for side, (hip, ankle) in enumerate([(_L_HIP, _L_ANKLE), (_R_HIP, _R_ANKLE)]):
+        target = _ankle_target(rig, side, ankle, foot_xz, foot_y, foot_yaw, foot_pitch)
+        hip_off = np.einsum("fij,j->fi", G_root, rig.joints[hip] - rig.joints[_PELVIS])
+        hip_xz = plan.pelvis_xz + hip_off[:, [0, 2]]
+        dh = np.linalg.norm(target[:, [0, 2]] - hip_xz, axis=-1)
+        hip_y = target[:, 1] + np.sqrt(np.maximum(reach**2 - dh**2, 0.0))
+        allowed = np.minimum(allowed, hip_y - hip_off[:, 1])
+    window = max(int(0.3 * fps), 1)
+    smooth = ndimage.gaussian_filter1d(ndimage.minimum_filter1d(allowed, window, mode="nearest"),
+                                       0.1 * fps, mode="nearest")
+    stand_y = np.minimum(smooth, allowed)
     seat_offset = 0.09
     for _ in range(2):  # second pass corrects the seated pelvis height from the posed mesh
         seated_y = plan.seat_height + seat_offset

@@ -29,10 +29,11 @@ def contact_sheet(clip, gt, path: str, *, num_frames: int = 4, title: str = "",
     show = np.unique(np.linspace(0, num_t - 1, num_frames).round().astype(int))
     height, width = clip.image_size
     cols = len(show) + 1
-    fig_w = 2.6 * cols
-    fig_h = 3 * 2.6 * height / width + 0.5
+    fig_w = 2.6 * (cols + 0.6)
+    fig_h = max(3 * 2.6 * height / width + 0.5, 3.0)
     fig, axes = plt.subplots(3, cols, figsize=(fig_w, fig_h), squeeze=False,
-                             gridspec_kw=dict(wspace=0.03, hspace=0.08))
+                             gridspec_kw=dict(wspace=0.03, hspace=0.08,
+                                              width_ratios=[1.0] * (cols - 1) + [1.6]))
     z = clip.pointmaps[..., 2]
     z_lo, z_hi = np.percentile(z, [1, 99])
     for c, t in enumerate(show):
@@ -52,7 +53,10 @@ def contact_sheet(clip, gt, path: str, *, num_frames: int = 4, title: str = "",
     for r in range(3):
         axes[r, -1].axis("off")
     if gt is not None and gt.gt_T_world_cam_all is not None:
-        top = fig.add_subplot(1, cols, cols)
+        # Over the (hidden) last column, inset so the axis labels do not touch the frames.
+        lo, hi = axes[2, -1].get_position(), axes[0, -1].get_position()
+        pad = 0.22 * lo.width
+        top = fig.add_axes([lo.x0 + pad, lo.y0, lo.width - pad, hi.y1 - lo.y0])
         _top_view(top, clip, gt)
     if title:
         fig.suptitle(title, fontsize=9)
@@ -61,6 +65,9 @@ def contact_sheet(clip, gt, path: str, *, num_frames: int = 4, title: str = "",
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     finally:
         plt.close(fig)
@@ -73,9 +80,11 @@ def _top_view(ax, clip, gt) -> None:
     verts, faces = gt.gt_scene_vertices, gt.gt_scene_faces
     if verts is not None and faces is not None:
         tri = verts[faces]
-        solid = tri[:, :, 1].max(axis=1) > 1e-6  # skip the floor
-        roomish = (np.abs(tri[:, :, [0, 2]]).max(axis=(1, 2)) > 4.9)
-        for t in tri[solid & ~roomish]:
+        # The room's faces lie on the mesh's bounding box: draw only what stands inside it.
+        lo, hi = verts.min(axis=0), verts.max(axis=0)
+        on_box = np.any(np.all(np.isclose(tri, lo), axis=1) | np.all(np.isclose(tri, hi), axis=1),
+                        axis=1)
+        for t in tri[~on_box]:
             ax.fill(t[:, 0], t[:, 2], color="0.75", lw=0)
     cams = gt.gt_T_world_cam_all[:, :3, 3]
     ax.plot(cams[:, 0], cams[:, 2], "-", color="tab:blue", lw=1, label="camera")

@@ -17,7 +17,7 @@ from josh_jax.synthetic import meshes
 SCENES = ("room", "boxes", "stairs", "slope", "bench", "walls")
 
 # The corridor where motions happen (x half-width, z range); clutter stays outside.
-_ROOM = dict(xmin=-5.0, xmax=5.0, height=3.0, zmin=-5.0, zmax=5.5)
+_ROOM = dict(xmin=-6.0, xmax=6.0, height=3.0, zmin=-5.0, zmax=5.5)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +30,9 @@ class Scene:
         planes: float64[K, P, 4] every solid's planes, padded with never-binding (0, 0, 0, 1) rows.
         inside_out: bool[K] True for the room.
         albedo: float64[K, 3] base colour per solid.
-        features: dict of named points of the layout that motions use (e.g. "seat", "step").
+        features: dict of named facts about the layout: "seat" (x, y, z of the bench seat),
+            "step_z", "platform_height", "camera_side" (+1 or -1: the side of the corridor, in
+            x, where cameras can see the people).
     """
 
     name: str
@@ -68,7 +70,7 @@ def make_scene(name: str, rng: np.random.Generator, num_boxes: int = 4) -> Scene
         name: one of `SCENES`: "room" (floor and walls only), "boxes" (clutter boxes), "stairs"
             (two steps up to a platform across the corridor at z in [0.4, 3.2]), "slope" (a ramp
             rising along +z), "bench" (a bench with a back rest at z = 2, facing -z), "walls"
-            (free-standing partition walls beside the corridor). Every layout adds `num_boxes`
+            (an L of free-standing partition walls behind and left of the corridor). Every layout adds `num_boxes`
             clutter boxes outside the corridor.
         rng: random generator (colours, clutter placement).
         num_boxes: clutter boxes.
@@ -106,12 +108,15 @@ def make_scene(name: str, rng: np.random.Generator, num_boxes: int = 4) -> Scene
                                         kind="seat_back", base=seat_h))
         features["seat"] = np.array([0.0, seat_h, seat_z])
     elif name == "walls":
-        for x in (-1.9, 1.9):
-            solids.append(meshes.ground_box(x, 0.5, (0.12, 2.0, 2.5), _colour(rng), kind="wall"))
+        # An L of partition walls behind and left of the corridor; cameras stay on the right.
+        colour = _colour(rng)
+        solids.append(meshes.ground_box(-0.3, 3.4, (4.4, 2.0, 0.12), colour, kind="wall"))
+        solids.append(meshes.ground_box(-2.5, 1.0, (0.12, 2.0, 4.8), 0.8 * colour, kind="wall"))
+        features["camera_side"] = 1.0
     # Clutter boxes near the room's corners, out of the corridor and the cameras' paths.
     for _ in range(num_boxes):
         side = rng.choice([-1.0, 1.0])
-        x = side * rng.uniform(3.6, 4.4)
+        x = side * rng.uniform(4.6, 5.4)
         z = rng.uniform(-4.0, 4.5)
         size = (rng.uniform(0.4, 0.8), rng.uniform(0.3, 1.4), rng.uniform(0.4, 0.8))
         solids.append(meshes.ground_box(x, z, size, _colour(rng), kind="box",

@@ -62,7 +62,7 @@ class DecoderBlock(nnx.Module):
 
     def __call__(self, x: jnp.ndarray, y: jnp.ndarray, xpos: jnp.ndarray,
                  ypos: jnp.ndarray) -> jnp.ndarray:
-        """x: float[B, Nx, C] updated tokens; y: float[B, Ny, C] the other view -> float[B, Nx, C]."""
+        """x: float[B, Nx, C] tokens to update; y: float[B, Ny, C] other view -> float[B, Nx, C]."""
         x = x + self.attn(self.norm1(x), xpos).astype(x.dtype)
         y_ = self.norm_y(y)
         x = x + self.cross_attn(self.norm2(x), y_, y_, xpos, ypos).astype(x.dtype)
@@ -99,7 +99,7 @@ class TwoStackDecoder(nnx.Module):
         f1 = self.embed(feat1).astype(jnp.float32)
         f2 = self.embed(feat2).astype(jnp.float32)
         out1, out2 = [feat1], [feat2]
-        for blk1, blk2 in zip(self.blocks1, self.blocks2):
+        for blk1, blk2 in zip(self.blocks1, self.blocks2, strict=True):
             f1, f2 = blk1(f1, f2, pos1, pos2), blk2(f2, f1, pos2, pos1)
             out1.append(f1)
             out2.append(f2)

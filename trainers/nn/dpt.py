@@ -8,7 +8,7 @@ resolution. refinenet4's output is cropped to the stride-16 map's size (odd toke
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -152,8 +152,8 @@ class DPTHead(nnx.Module):
         hp, wp = h // self.patch_size, w // self.patch_size
         layers = [tokens[k] for k in self.hooks]
         layers = [t.reshape(t.shape[0], hp, wp, t.shape[-1]).astype(jnp.float32) for t in layers]
-        acts = [m(t) for m, t in zip(self.act_postprocess, layers)]
-        rns = [m(t) for m, t in zip(self.layer_rn, acts)]
+        acts = [m(t) for m, t in zip(self.act_postprocess, layers, strict=True)]
+        rns = [m(t) for m, t in zip(self.layer_rn, acts, strict=True)]
         ref4 = self.refinenet[3](rns[3])
         path4 = ref4[:, :rns[2].shape[1], :rns[2].shape[2]]
         path3 = self.refinenet[2](path4, rns[2])

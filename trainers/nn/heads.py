@@ -7,7 +7,7 @@ Heads run in float32 (the reference casts decoder tokens to float before the hea
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp

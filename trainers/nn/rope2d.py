@@ -15,7 +15,7 @@ import numpy as np
 
 
 def rope_inv_freq(d: int, base: float) -> np.ndarray:
-    """Inverse frequencies of one 1D half: float32[d // 2], computed in float32 like the reference."""
+    """Inverse frequencies of one 1D half: float32[d // 2], in float32 like the reference."""
     exponent = np.arange(0, d, 2, dtype=np.float32) / np.float32(d)
     return (np.float32(1.0) / (np.float32(base) ** exponent)).astype(np.float32)
 

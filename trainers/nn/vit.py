@@ -49,7 +49,7 @@ class PatchEmbed(nnx.Module):
                            dtype=dtype, rngs=rngs)
 
     def __call__(self, img: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-        """img: float[B, H, W, C] (H, W multiples of the patch) -> (tokens [B, n, E], pos [B, n, 2])."""
+        """img: float[B, H, W, C] (H, W multiples of p) -> (tokens [B, n, E], pos [B, n, 2])."""
         b, h, w, _ = img.shape
         p = self.patch_size
         if h % p or w % p:

@@ -475,7 +475,7 @@ def mannequin_arrays() -> dict[str, np.ndarray]:
     t = np.clip(np.einsum("ij,ij->i", pos - seg_a, d) / np.maximum(np.einsum("ij,ij->i", d, d), 1e-9), 0, 1)
     radial = pos - (seg_a + t[:, None] * d)
     radial /= np.maximum(np.linalg.norm(radial, axis=1, keepdims=True), 1e-9)
-    girth = np.where(torso, 0.035, np.where(part == HEAD, 0.006, 0.015))
+    girth = np.where(torso, 0.035, np.where(part == HEAD, 0.003, 0.015))
     S[:, :, 1] = girth[:, None] * radial
     S[:, 1, 2] = 0.04 * np.minimum(y, 0.82) / 0.82  # 2: leg length (upper body rides up)
     S[:, 0, 3] = 0.025 * np.sign(x) * _smoothstep(np.abs(x), 0.05, 0.2) * _smoothstep(y, 1.2, 1.3)  # shoulders

@@ -1,0 +1,168 @@
+r"""Batched JOSH: clips per minute for batches of 1, 4, 16, and accuracy over synthetic noise levels.
+
+    python -m benchmarks.josh_batch                                   # CPU, default config
+    python -m benchmarks.josh_batch --batches=1,4,16 --noise_levels=0.5,1,2 --seeds=2
+
+Throughput: `optimize_many` (jit(vmap) over stacked Problems, clip axis sharded over every device
+of a ("clips",) mesh) is compiled ahead of time for each batch size (`compile_s_b<K>`), then run
+once, blocked (`run_s_b<K>`); clips per minute = 60 K / run_s. The batch is built from
+`--num_distinct` generated clips (synthetic.py `default` preset: 21 keyframes) repeated to K: the
+work per clip does not depend on which clip it is (fixed bucket shapes, fixed iterations).
+
+Accuracy: for each noise level x, every noise and error setting of the generator (pointmap depth
+noise, frame scale jitter, focal error, match outliers, HMR errors, contact label noise) is
+multiplied by x; `--seeds` clips per level are optimized as one batch and scored with
+`pipeline.evaluate` (reference JSON definitions on the keyframes). Mean and worst per level are
+reported.
+
+Writes `benchmarks/results/josh_batch_<device>.json` and prints the figures.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import sys
+import time
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", os.path.join(_REPO, "experiments", "configs", "josh.py") + ":default",
+    "JOSH config.", lock_config=False)
+_SYN_PRESET = flags.DEFINE_string("synthetic_preset", "default",
+                                  "Preset of experiments/configs/synthetic.py.")
+_BATCHES = flags.DEFINE_list("batches", ["1", "4", "16"], "Batch sizes for throughput.")
+_NUM_DISTINCT = flags.DEFINE_integer("num_distinct", 4, "Distinct clips the batches are built of.")
+_NOISE_LEVELS = flags.DEFINE_list("noise_levels", ["0.5", "1", "2"],
+                                  "Noise multipliers for the accuracy sweep ('' to skip).")
+_SEEDS = flags.DEFINE_integer("seeds", 2, "Clips (seeds) per noise level.")
+_OUT_DIR = flags.DEFINE_string("out_dir", os.path.join(_REPO, "benchmarks", "results"),
+                               "Where the JSON goes.")
+
+# Generator settings scaled by the noise level (experiments/configs/synthetic.py).
+NOISE_FIELDS = (
+    ("noise", "frame_scale_jitter"), ("noise", "lowfreq_rel"), ("noise", "pixel_rel"),
+    ("noise", "focal_error"), ("matches", "outlier_rate"), ("hmr", "orient_deg"),
+    ("hmr", "joint_deg"), ("hmr", "betas_std"), ("hmr", "depth_bias"), ("hmr", "depth_noise"),
+    ("hmr", "lateral_m"), ("contact", "drop_rate"), ("contact", "false_rate"),
+)
+
+
+def _load_config_file(path: str, arg: str | None):
+    sys.path.insert(0, _REPO)
+    from experiments.run_josh import _load_config_file as load  # noqa: PLC0415
+
+    return load(path, arg)
+
+
+def synthetic_config(preset: str, noise_level: float = 1.0):
+    c = _load_config_file(os.path.join(_REPO, "experiments", "configs", "synthetic.py"), preset)
+    c.unlock()
+    for group, name in NOISE_FIELDS:
+        c[group][name] = float(c[group][name]) * noise_level
+    return c
+
+
+def main(argv):
+    del argv
+    import jax
+    import numpy as np
+
+    from josh_jax import export, pipeline, synthetic
+    from josh_jax import optimize as optimize_lib
+    from josh_jax import prepare as prepare_lib
+    from josh_jax.result import make_result
+
+    config = _CONFIG.value
+    device = jax.default_backend()
+    n_dev = jax.device_count()
+    figures: dict[str, float] = {"devices": float(n_dev)}
+    mesh = optimize_lib.make_clips_mesh()
+
+    # ---- throughput ----
+    t = time.perf_counter()
+    clips = [synthetic.generate_clip(synthetic_config(_SYN_PRESET.value), s)
+             for s in range(_NUM_DISTINCT.value)]
+    model = pipeline.resolve_body_model(clips[0][0].body_model)
+    problems = [prepare_lib.prepare(c, config, model) for c, _ in clips]
+    print(f"{len(clips)} clips generated and prepared in {time.perf_counter() - t:.1f} s: "
+          f"{clips[0][0].describe()}")
+    spec = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("clips"))
+    for k in (int(b) for b in _BATCHES.value):
+        k_pad = -(-k // n_dev) * n_dev
+        batch = prepare_lib.stack_problems([problems[i % len(problems)] for i in range(k)],
+                                           pad_to=k_pad)
+        batch = jax.device_put(batch, spec)
+        fn = optimize_lib._batched(config, mesh)  # the program optimize_many runs
+        with jax.set_mesh(mesh):
+            t = time.perf_counter()
+            compiled = fn.lower(batch).compile()
+            compile_s = time.perf_counter() - t
+            t = time.perf_counter()
+            sol = jax.block_until_ready(compiled(batch))
+            run_s = time.perf_counter() - t
+        figures[f"compile_s_b{k}"] = compile_s
+        figures[f"run_s_b{k}"] = run_s
+        figures[f"clips_per_min_b{k}"] = 60.0 * k / run_s
+        figures[f"nan_clips_b{k}"] = float(np.asarray(sol.nan)[:k].sum())
+        print(f"batch {k:3d} (padded to {k_pad}): compile {compile_s:.1f} s, run {run_s:.1f} s, "
+              f"{60.0 * k / run_s:.2f} clips/min")
+
+    # ---- accuracy over noise levels ----
+    levels = [float(x) for x in _NOISE_LEVELS.value if x]
+    sweep = {}
+    for level in levels:
+        syn = synthetic_config(_SYN_PRESET.value, level)
+        items = [synthetic.generate_clip(syn, 1000 + s) for s in range(_SEEDS.value)]
+        prepared = [prepare_lib.prepare(c, config, model, return_info=True) for c, _ in items]
+        sols = optimize_lib.optimize_many([p for p, _ in prepared], config, mesh=mesh)
+        sols = jax.block_until_ready(sols)
+        per_clip = []
+        for i, ((clip, gt), (problem, info)) in enumerate(zip(items, prepared, strict=True)):
+            sol = jax.tree.map(lambda x, i=i: x[i], sols)
+            res = make_result(clip, problem, sol, model, config, info=info)
+            m = pipeline.evaluate(res, gt, model)
+            per_clip.append({k: m[k] for k in ("wa_mpjpe_sim3_mm", "w_mpjpe_first_frame_aligned_mm",
+                                               "human_scale_err", "focal_err", "cam_ate_sim3_m")})
+            per_clip[-1]["nan"] = bool(np.asarray(sol.nan))
+        sweep[level] = per_clip
+        for key, short in (("wa_mpjpe_sim3_mm", "wa_mpjpe_mm"),
+                           ("w_mpjpe_first_frame_aligned_mm", "w_mpjpe_mm"),
+                           ("human_scale_err", "human_scale_err"), ("focal_err", "focal_err"),
+                           ("cam_ate_sim3_m", "cam_ate_sim3_m")):
+            vals = np.array([c[key] for c in per_clip])
+            figures[f"noise{level:g}_{short}_mean"] = float(vals.mean())
+            figures[f"noise{level:g}_{short}_max"] = float(vals.max())
+        figures[f"noise{level:g}_nan_clips"] = float(sum(c["nan"] for c in per_clip))
+        print(f"noise x{level:g}: " + ", ".join(
+            f"{k} {figures[f'noise{level:g}_{k}_mean']:.4g}"
+            for k in ("wa_mpjpe_mm", "w_mpjpe_mm", "human_scale_err", "focal_err",
+                      "cam_ate_sim3_m")))
+
+    os.makedirs(_OUT_DIR.value, exist_ok=True)
+    record = {
+        "name": "josh_batch",
+        "device": device,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": "python -m benchmarks.josh_batch " + " ".join(sys.argv[1:]),
+        "figures": figures,
+        "sweep_per_clip": {f"{k:g}": v for k, v in sweep.items()},
+        "config": json.loads(config.to_json()),
+        "synthetic_preset": _SYN_PRESET.value,
+        "cpu_count": os.cpu_count(),
+        "load_average_at_end": os.getloadavg(),
+    }
+    path = export.write_json(os.path.join(_OUT_DIR.value, f"josh_batch_{device}.json"), record)
+    width = max(len(k) for k in figures)
+    for k, v in figures.items():
+        print(f"{k:<{width}}  {v:.6g}")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    app.run(main)

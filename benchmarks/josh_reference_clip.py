@@ -1,0 +1,154 @@
+r"""JOSH on the reference synthetic clip: compile / run time, memory and accuracy vs the reference.
+
+    python -m benchmarks.josh_reference_clip                       # default config, CPU
+    python -m benchmarks.josh_reference_clip --config=experiments/configs/josh.py:fast
+
+Writes `benchmarks/results/josh_reference_clip_<device>.json` ({name, device, date, command,
+figures}) and the result `.npz` next to it (git-ignored), and prints the figures. Timings: the
+optimizer is compiled ahead of time (`jit(...).lower(problem).compile()`, `compile_s`) and then
+run once (`run_s`, blocked on the output). `ms_per_iter_stage1` is measured on a second compiled
+program with stage 2 switched off; `ms_per_iter_stage2` is the remainder of `run_s` divided by the
+stage-2 iterations. Accuracy uses the reference result JSON's definitions on the 21 keyframes
+(`../shared/reference/README.md`), and the reference's own numbers are read from
+`../shared/reference/josh_reference_result_pipeline.json` (prefixed `reference_`).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import resource
+import sys
+import time
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_SHARED = os.path.normpath(os.path.join(_REPO, "..", "shared", "reference"))
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", os.path.join(_REPO, "experiments", "configs", "josh.py") + ":default",
+    "JOSH config (default: the reference pipeline's values).", lock_config=False)
+_CLIP = flags.DEFINE_string("clip", os.path.join(_SHARED, "josh_synthetic_clip.npz"),
+                            "Reference-layout clip.")
+_REFERENCE_JSON = flags.DEFINE_string(
+    "reference_json", os.path.join(_SHARED, "josh_reference_result_pipeline.json"),
+    "The reference run's result JSON.")
+_OUT_DIR = flags.DEFINE_string("out_dir", os.path.join(_REPO, "benchmarks", "results"),
+                               "Where the JSON and the result .npz go.")
+_STAGE_SPLIT = flags.DEFINE_boolean(
+    "stage_split", True, "Also compile a stage-1-only program to split ms per iteration by stage.")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def reference_figures(path: str) -> dict[str, float]:
+    """The reference's figures under our names (definitions in the reference README)."""
+    with open(path) as f:
+        ref = json.load(f)
+    m, t = ref["metrics"], ref["timing"]
+    return {
+        "reference_run_s": float(t["sparse_scene_optimizer_s"]),
+        "reference_ms_per_iter_stage1": float(t["stages"]["coarse"]["per_iter_ms_mean"]),
+        "reference_ms_per_iter_stage2": float(t["stages"]["fine"]["per_iter_ms_mean"]),
+        "reference_peak_rss_mb": float(t["peak_rss_optimizer_mb"]),
+        "reference_wa_mpjpe_mm": float(m["wa_mpjpe_sim3_mm"]),
+        "reference_w_mpjpe_mm": float(m["w_mpjpe_first_frame_aligned_mm"]),
+        "reference_human_scale_err": abs(1.0 - float(m["human_sim3_scale_pred_to_gt"])),
+        "reference_focal_err": abs(float(m["focal_final_rel_err"])),
+        "reference_cam_ate_sim3_m": float(m["cam_ate_sim3_m"]),
+    }
+
+
+def main(argv):
+    del argv
+    import jax
+
+    from josh_jax import export, pipeline
+    from josh_jax import optimize as optimize_lib
+    from josh_jax import prepare as prepare_lib
+    from josh_jax.result import make_result
+
+    config = _CONFIG.value
+    device = jax.default_backend()
+    clip, gt = pipeline.load_input(_CLIP.value)
+    model = pipeline.resolve_body_model(clip.body_model)
+    print(f"clip: {clip.describe()}")
+    print(f"config: stage1 {config.stage1.iters} it @ {config.stage1.lr}, stage2 "
+          f"{config.stage2.iters} it @ {config.stage2.lr} (preset {config.get('preset', '?')})")
+
+    t = time.perf_counter()
+    problem, info = prepare_lib.prepare(clip, config, model, return_info=True)
+    problem = jax.block_until_ready(problem)
+    prepare_s = time.perf_counter() - t
+
+    fn = jax.jit(lambda p: optimize_lib.optimize(p, config))
+    t = time.perf_counter()
+    compiled = fn.lower(problem).compile()
+    compile_s = time.perf_counter() - t
+    t = time.perf_counter()
+    solution = jax.block_until_ready(compiled(problem))
+    run_s = time.perf_counter() - t
+
+    it1, it2 = int(config.stage1.iters), int(config.stage2.iters)
+    figures = {"prepare_s": prepare_s, "compile_s": compile_s, "run_s": run_s}
+    if _STAGE_SPLIT.value and it1 > 0:
+        c1 = config.copy_and_resolve_references()
+        c1.unlock()
+        c1.stage2.iters = 0
+        fn1 = jax.jit(lambda p: optimize_lib.optimize(p, c1))
+        compiled1 = fn1.lower(problem).compile()
+        t = time.perf_counter()
+        jax.block_until_ready(compiled1(problem))
+        stage1_s = time.perf_counter() - t
+        figures["ms_per_iter_stage1"] = 1000.0 * stage1_s / it1
+        figures["ms_per_iter_stage2"] = (1000.0 * max(run_s - stage1_s, 0.0) / it2) if it2 else 0.0
+    else:
+        figures["ms_per_iter_stage1"] = figures["ms_per_iter_stage2"] = 1000.0 * run_s / (it1 + it2)
+
+    t = time.perf_counter()
+    result = make_result(clip, problem, solution, model, config, info=info)
+    figures["assemble_s"] = time.perf_counter() - t
+    figures["peak_rss_mb"] = peak_rss_mb()
+    metrics = pipeline.evaluate(result, gt, model)
+    figures.update({
+        "wa_mpjpe_mm": metrics["wa_mpjpe_sim3_mm"],
+        "w_mpjpe_mm": metrics["w_mpjpe_first_frame_aligned_mm"],
+        "human_scale_err": metrics["human_scale_err"],
+        "focal_err": metrics["focal_err"],
+        "cam_ate_sim3_m": metrics["cam_ate_sim3_m"],
+        "pa_mpjpe_mm": metrics["pa_mpjpe_mm"],
+        "num_matches": float(info.num_matches),
+        "num_contact_entries": float(sum(len(c.image) for c in info.contacts)),
+        "nan": float(bool(solution.nan)),
+    })
+    figures.update(reference_figures(_REFERENCE_JSON.value))
+    figures["speedup_vs_reference_run"] = figures["reference_run_s"] / run_s
+
+    os.makedirs(_OUT_DIR.value, exist_ok=True)
+    name = "josh_reference_clip"
+    export.save_result_npz(os.path.join(_OUT_DIR.value, f"{name}_{device}.npz"), result)
+    record = {
+        "name": name,
+        "device": device,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": "python -m benchmarks.josh_reference_clip " + " ".join(sys.argv[1:]),
+        "figures": figures,
+        "config": json.loads(config.to_json()),
+        "metrics": metrics,
+        "cpu_count": os.cpu_count(),
+        "load_average_at_end": os.getloadavg(),
+    }
+    path = export.write_json(os.path.join(_OUT_DIR.value, f"{name}_{device}.json"), record)
+    width = max(len(k) for k in figures)
+    for k, v in figures.items():
+        print(f"{k:<{width}}  {v:.6g}")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    app.run(main)
