@@ -2,6 +2,7 @@ r"""Benchmark: SMPL-topology LBS forward and forward+grad, jit(vmap(lbs)) vs smp
 
     python -m benchmarks.smpl_forward                     # batch 1, 16, 64, 256 on the mannequin
     python -m benchmarks.smpl_forward --batch_sizes=64 --repeats=20
+    taskset -c 0 python -m benchmarks.smpl_forward --name=smpl_forward_1core   # one core each
 
 Times `jax.jit(jax.vmap(lbs))` on the built-in body (axis-angle input, as smplx's default), forward
 and value_and_grad of sum(v^2) + sum(J^2) w.r.t. betas, pose and transl. Compile time and per-call
@@ -30,7 +31,12 @@ import body_models as bm
 
 _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "16", "64", "256"], "Batch sizes to time.")
 _REPEATS = flags.DEFINE_integer("repeats", 10, "Timed calls per measurement (median reported).")
-_OUT_DIR = flags.DEFINE_string("out_dir", os.path.join(os.path.dirname(__file__), "results"), "Output folder.")
+_NAME = flags.DEFINE_string(
+    "name", "smpl_forward", "Result name: writes <out_dir>/<name>_<device>.json (e.g. for a pinned run)."
+)
+_OUT_DIR = flags.DEFINE_string(
+    "out_dir", os.path.join(os.path.dirname(__file__), "results"), "Output folder."
+)
 
 
 def _inputs(batch: int, seed: int = 0):
@@ -71,7 +77,9 @@ def _time_jax(model, batch, repeats, figures):
         compiled = fn.lower(*args).compile()
         figures[f"jax_{name}_compile_s_b{batch}"] = time.perf_counter() - t0
         jax.block_until_ready(compiled(*args))  # warm-up
-        figures[f"jax_{name}_ms_b{batch}"] = _median_ms(lambda c=compiled: jax.block_until_ready(c(*args)), repeats)
+        figures[f"jax_{name}_ms_b{batch}"] = _median_ms(
+            lambda c=compiled: jax.block_until_ready(c(*args)), repeats
+        )
     return fwd(*args)
 
 
@@ -83,7 +91,7 @@ def _smplx_model(model):
         from smplx.utils import Struct
     except ImportError:
         return None, None
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(len(os.sched_getaffinity(0)))  # the cores this process may use (taskset)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "mannequin.npz")
         bm.save_model_npz(model, path)
@@ -99,7 +107,9 @@ def _time_smplx(smpl, torch, batch, repeats, figures):
 
     def forward():
         with torch.no_grad():
-            return smpl(betas=betas, global_orient=pose[:, :3], body_pose=pose[:, 3:], transl=transl)
+            return smpl(
+                betas=betas, global_orient=pose[:, :3], body_pose=pose[:, 3:], transl=transl
+            )
 
     def grad():
         b, p, t = (x.clone().requires_grad_(True) for x in (betas, pose, transl))
@@ -117,7 +127,11 @@ def _time_smplx(smpl, torch, batch, repeats, figures):
 def main(argv):
     del argv
     device = jax.devices()[0].platform
-    figures = {"load_avg_1min_start": os.getloadavg()[0], "cpu_count": os.cpu_count()}
+    figures = {
+        "load_avg_1min_start": os.getloadavg()[0],
+        "cpu_count": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)),
+    }
     model = bm.mannequin()
     smpl, torch = _smplx_model(model)
     batches = [int(b) for b in _BATCH_SIZES.value]
@@ -148,14 +162,16 @@ def main(argv):
         print(line, flush=True)
     figures["load_avg_1min_end"] = os.getloadavg()[0]
     result = {
-        "name": "smpl_forward",
-        "device": f"{device} ({os.cpu_count()} cores)" if device == "cpu" else str(jax.devices()[0].device_kind),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "name": _NAME.value,
+        "device": f"{device} ({os.cpu_count()} cores)"
+        if device == "cpu"
+        else str(jax.devices()[0].device_kind),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": "python -m benchmarks.smpl_forward " + " ".join(sys.argv[1:]),
         "figures": figures,
     }
     os.makedirs(_OUT_DIR.value, exist_ok=True)
-    path = os.path.join(_OUT_DIR.value, f"smpl_forward_{device}.json")
+    path = os.path.join(_OUT_DIR.value, f"{_NAME.value}_{device}.json")
     fd, tmp = tempfile.mkstemp(suffix=".json", dir=_OUT_DIR.value)
     with os.fdopen(fd, "w") as f:
         json.dump(result, f, indent=2)

@@ -1,13 +1,19 @@
 """Pure-functional SMPL-family body models (SMPL, SMPL-H, SMPL-X) and a licence-free built-in body.
 
-    from body_models import load_model, lbs
-    model = load_model()                      # None -> the built-in "mannequin"
-    out = lbs(model, betas, global_orient, body_pose, transl)   # one body; vmap for batches
+from body_models import load_model, lbs
+model = load_model()                      # None -> the built-in "mannequin"
+out = lbs(model, betas, global_orient, body_pose, transl)   # one body; vmap for batches
 """
 
 from body_models import indices, rotations
-from body_models.loaders import ModelFormatError, load_model, model_from_arrays, save_model_npz, to_arrays
 from body_models.builtin import mannequin
+from body_models.loaders import (
+    ModelFormatError,
+    load_model,
+    model_from_arrays,
+    save_model_npz,
+    to_arrays,
+)
 from body_models.model import BodyModel, BodyOutput, lbs, regress_joints, rest_joints
 from body_models.safe_pickle import UnsafePickleError
 

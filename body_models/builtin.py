@@ -67,6 +67,7 @@ _JOINTS_DESIGN = {
 _MIRROR = {1: 2, 4: 5, 7: 8, 10: 11, 13: 14, 16: 17, 18: 19, 20: 21, 22: 23}
 
 _Y_BOTTOM, _Y_TOP = 0.80, 1.42  # torso box height range
+_SMOOTH_ITERS = 12  # Taubin smoothing steps (rounds the limb junctions)
 
 
 def design_joints() -> np.ndarray:
@@ -100,7 +101,7 @@ class _QuadMesh:
 
 
 def _box(mesh: _QuadMesh):
-    """Box lattice surface [0,NX]x[0,NY]x[0,NZ]; returns {(axis, sign): {(a, b): quad id}} and ids."""
+    """Box lattice surface [0,NX]x[0,NY]x[0,NZ]; returns {(axis, sign): {(a, b): quad}}, ids."""
     n = (_NX, _NY, _NZ)
     ids = {}
     for i in range(n[0] + 1):
@@ -160,7 +161,9 @@ def _smooth_path(points, n_dense=400, passes=6):
 
 
 def _cross(a, b):
-    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
+    return np.array(
+        [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+    )
 
 
 def _rotate_frame(e1, e2, d_old, d_new):
@@ -211,7 +214,7 @@ def _extrude(mesh, quad_ids, part, control_points, radii, steps, e1_start, cap_l
 
     prev = list(loop)
     s_rings = np.linspace(0, length, steps + 1)[1:]
-    for k, s in enumerate(s_rings):
+    for s in s_rings:
         i = min(int(np.searchsorted(s_dense, s)), len(dense) - 1)
         c, (f1, f2) = dense[i], frames[i]
         r1, r2 = radii(s / length)
@@ -240,7 +243,9 @@ def _extrude(mesh, quad_ids, part, control_points, radii, steps, e1_start, cap_l
         phi = np.arctan2(ww / bw, uu / bu)
         alpha = rho * np.pi / 2
         mesh.pos[v] = (
-            c + np.sin(alpha) * (r1 * np.cos(phi) * f1 + r2 * np.sin(phi) * f2) + np.cos(alpha) * cap_len * d
+            c
+            + np.sin(alpha) * (r1 * np.cos(phi) * f1 + r2 * np.sin(phi) * f2)
+            + np.cos(alpha) * cap_len * d
         )
         mesh.part[v] = part
         mesh.arclen[v] = length
@@ -351,15 +356,28 @@ def mannequin_arrays() -> dict[str, np.ndarray]:
     pl = _LEG_PATCH
     z0 = (_NZ - pl[0]) // 2
     leg_profile = _profile(
-        [(0.0, 0.085, 0.085), (0.12, 0.085, 0.085), (0.40, 0.058, 0.058), (0.45, 0.055, 0.055),
-         (0.55, 0.058, 0.058), (0.70, 0.042, 0.042), (0.78, 0.036, 0.040), (0.84, 0.045, 0.036),
-         (0.95, 0.045, 0.028), (1.0, 0.040, 0.024)]
+        [
+            (0.0, 0.085, 0.085),
+            (0.12, 0.085, 0.085),
+            (0.40, 0.058, 0.058),
+            (0.45, 0.055, 0.055),
+            (0.55, 0.058, 0.058),
+            (0.70, 0.042, 0.042),
+            (0.78, 0.036, 0.040),
+            (0.84, 0.045, 0.036),
+            (0.95, 0.045, 0.028),
+            (1.0, 0.040, 0.024),
+        ]
     )
     leg_paths = {}
     for part, sign in ((LEG_L, 1), (LEG_R, -1)):
         x0 = _NX - 1 - pl[1] if sign > 0 else 1
         quads = patch((1, -1), z0, z0 + pl[0], x0, x0 + pl[1])
-        hip, knee, ankle = JD[1 if sign > 0 else 2], JD[4 if sign > 0 else 5], JD[7 if sign > 0 else 8]
+        hip, knee, ankle = (
+            JD[1 if sign > 0 else 2],
+            JD[4 if sign > 0 else 5],
+            JD[7 if sign > 0 else 8],
+        )
         x = sign * 0.09
         pts = [
             (x, _Y_BOTTOM, 0.0),
@@ -371,33 +389,69 @@ def mannequin_arrays() -> dict[str, np.ndarray]:
             (ankle[0] + sign * 0.012, 0.035, 0.17),
         ]
         # Frame axis e1 = +x (sideways) so that r1 is the foot's half width.
-        leg_paths[part] = _extrude(mesh, quads, part, pts, leg_profile, _LEG_STEPS, np.array([1.0, 0, 0]), 0.02)
+        leg_paths[part] = _extrude(
+            mesh, quads, part, pts, leg_profile, _LEG_STEPS, np.array([1.0, 0, 0]), 0.02
+        )
 
     # Arms from the side faces (axis 0; (u, v) = (y, z)), top rows.
     pa = _ARM_PATCH
     zc0 = (_NZ - pa[1]) // 2
     arm_profile = _profile(
-        [(0.0, 0.06, 0.06), (0.10, 0.052, 0.052), (0.40, 0.040, 0.040), (0.50, 0.040, 0.042),
-         (0.75, 0.030, 0.033), (0.82, 0.018, 0.042), (0.95, 0.014, 0.040), (1.0, 0.012, 0.030)]
+        [
+            (0.0, 0.06, 0.06),
+            (0.10, 0.052, 0.052),
+            (0.40, 0.040, 0.040),
+            (0.50, 0.040, 0.042),
+            (0.75, 0.030, 0.033),
+            (0.82, 0.018, 0.042),
+            (0.95, 0.014, 0.040),
+            (1.0, 0.012, 0.030),
+        ]
     )
     arm_paths = {}
     for part, sign in ((ARM_L, 1), (ARM_R, -1)):
         quads = patch((0, sign), _NY - pa[0], _NY, zc0, zc0 + pa[1])
         x_side = sign * 0.175
-        pts = [(x_side, 1.355, -0.01), (sign * 0.25, 1.38, -0.015), JD[18 if sign > 0 else 19],
-               JD[20 if sign > 0 else 21], (sign * 0.86, 1.38, -0.025)]
-        arm_paths[part] = _extrude(mesh, quads, part, pts, arm_profile, _ARM_STEPS, np.array([0, 1.0, 0]), 0.015)
+        pts = [
+            (x_side, 1.355, -0.01),
+            (sign * 0.25, 1.38, -0.015),
+            JD[18 if sign > 0 else 19],
+            JD[20 if sign > 0 else 21],
+            (sign * 0.86, 1.38, -0.025),
+        ]
+        arm_paths[part] = _extrude(
+            mesh, quads, part, pts, arm_profile, _ARM_STEPS, np.array([0, 1.0, 0]), 0.015
+        )
 
     # Neck and head from the top face (axis 1, sign +1; (u, v) = (z, x)).
     pn = _NECK_PATCH
-    quads = patch((1, 1), (_NZ - pn[1]) // 2, (_NZ - pn[1]) // 2 + pn[1], (_NX - pn[0]) // 2, (_NX - pn[0]) // 2 + pn[0])
+    quads = patch(
+        (1, 1),
+        (_NZ - pn[1]) // 2,
+        (_NZ - pn[1]) // 2 + pn[1],
+        (_NX - pn[0]) // 2,
+        (_NX - pn[0]) // 2 + pn[0],
+    )
     head_profile = _profile(
-        [(0.0, 0.07, 0.06), (0.15, 0.055, 0.055), (0.30, 0.056, 0.060), (0.45, 0.075, 0.090),
-         (0.65, 0.080, 0.100), (0.85, 0.075, 0.090), (1.0, 0.050, 0.060)]
+        [
+            (0.0, 0.07, 0.06),
+            (0.15, 0.055, 0.055),
+            (0.30, 0.056, 0.060),
+            (0.45, 0.075, 0.090),
+            (0.65, 0.080, 0.100),
+            (0.85, 0.075, 0.090),
+            (1.0, 0.050, 0.060),
+        ]
     )
     head_path = _extrude(
-        mesh, quads, HEAD, [(0, _Y_TOP - 0.02, -0.015), (0, 1.47, -0.01), (0, 1.56, 0.02), (0, 1.67, 0.02)],
-        head_profile, _HEAD_STEPS, np.array([1.0, 0, 0]), 0.045,
+        mesh,
+        quads,
+        HEAD,
+        [(0, _Y_TOP - 0.02, -0.015), (0, 1.47, -0.01), (0, 1.56, 0.02), (0, 1.67, 0.02)],
+        head_profile,
+        _HEAD_STEPS,
+        np.array([1.0, 0, 0]),
+        0.045,
     )
 
     pos = np.array(mesh.pos)
@@ -411,7 +465,7 @@ def mannequin_arrays() -> dict[str, np.ndarray]:
 
     # Smooth (Taubin: no shrinkage), then flatten the soles on the ground.
     edges = _vertex_neighbours(quads, V)
-    for _ in range(12):
+    for _ in range(_SMOOTH_ITERS):
         pos = pos + 0.5 * _laplacian(pos, edges, V)
         pos = pos - 0.53 * _laplacian(pos, edges, V)
     legs = (part == LEG_L) | (part == LEG_R)
@@ -419,7 +473,9 @@ def mannequin_arrays() -> dict[str, np.ndarray]:
     pos[:, 1] = np.maximum(pos[:, 1], 0.0)
 
     tris = np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
-    tris = tris.reshape(2, -1, 3).transpose(1, 0, 2).reshape(-1, 3)  # keep each quad's pair together
+    tris = (
+        tris.reshape(2, -1, 3).transpose(1, 0, 2).reshape(-1, 3)
+    )  # keep each quad's pair together
     # Outward orientation: positive signed volume.
     vol = np.sum(np.einsum("ij,ij->i", pos[tris[:, 0]], np.cross(pos[tris[:, 1]], pos[tris[:, 2]])))
     if vol < 0:
@@ -457,13 +513,15 @@ def mannequin_arrays() -> dict[str, np.ndarray]:
 
     # ---- Joint regressor: convex combinations of nearby vertices reproducing the design joints.
     J_reg = np.zeros((J, V))
-    near = np.argsort(np.linalg.norm(pos[None] - JD[:, None], axis=2), axis=1, kind="stable")[:, :48]
+    near = np.argsort(np.linalg.norm(pos[None] - JD[:, None], axis=2), axis=1, kind="stable")[
+        :, :48
+    ]
     np.put_along_axis(J_reg, near, _convex_weights(pos[near], JD), axis=1)
     J_rest = J_reg @ pos
 
     # ---- Shape directions (per unit beta).
     normals = _vertex_normals(pos, tris)
-    x, y, z = pos[:, 0], pos[:, 1], pos[:, 2]
+    x, y = pos[:, 0], pos[:, 1]
     ground = _smoothstep(y, 0.0, 0.06)  # keeps the soles on y = 0
     S = np.zeros((V, 3, 10))
     S[:, 1, 0] = 0.045 * y  # 0: stature, about the ground
@@ -472,19 +530,29 @@ def mannequin_arrays() -> dict[str, np.ndarray]:
     child = {j: c for c, j in reversed(list(enumerate(SMPL_PARENTS))) if j >= 0}
     seg_b = np.array([J_rest[child[b]] if b in child else J_rest[b] for b in bone])
     d = seg_b - seg_a
-    t = np.clip(np.einsum("ij,ij->i", pos - seg_a, d) / np.maximum(np.einsum("ij,ij->i", d, d), 1e-9), 0, 1)
+    t = np.clip(
+        np.einsum("ij,ij->i", pos - seg_a, d) / np.maximum(np.einsum("ij,ij->i", d, d), 1e-9), 0, 1
+    )
     radial = pos - (seg_a + t[:, None] * d)
     radial /= np.maximum(np.linalg.norm(radial, axis=1, keepdims=True), 1e-9)
     girth = np.where(torso, 0.035, np.where(part == HEAD, 0.003, 0.015))
     S[:, :, 1] = girth[:, None] * radial
     S[:, 1, 2] = 0.04 * np.minimum(y, 0.82) / 0.82  # 2: leg length (upper body rides up)
-    S[:, 0, 3] = 0.025 * np.sign(x) * _smoothstep(np.abs(x), 0.05, 0.2) * _smoothstep(y, 1.2, 1.3)  # shoulders
+    S[:, 0, 3] = (
+        0.025 * np.sign(x) * _smoothstep(np.abs(x), 0.05, 0.2) * _smoothstep(y, 1.2, 1.3)
+    )  # shoulders
     arm = (part == ARM_L) | (part == ARM_R)
     S[:, 0, 4] = arm * np.sign(x) * 0.03 * np.clip((np.abs(x) - 0.18) / 0.6, 0, 1)  # 4: arm length
-    S[:, 2, 5] = 0.03 * np.exp(-(((y - 1.0) / 0.08) ** 2)) * np.maximum(normals[:, 2], 0) * torso  # belly
+    S[:, 2, 5] = (
+        0.03 * np.exp(-(((y - 1.0) / 0.08) ** 2)) * np.maximum(normals[:, 2], 0) * torso
+    )  # belly
     S[:, 0, 6] = 0.02 * np.sign(x) * np.exp(-(((y - 0.85) / 0.1) ** 2)) * (1 - arm)  # 6: hips
-    S[:, :, 7] = 0.05 * (pos - J_rest[15]) * (part == HEAD)[:, None] * _smoothstep(y, 1.45, 1.5)[:, None]  # head
-    S[:, 2, 8] = 0.02 * np.exp(-(((y - 1.25) / 0.08) ** 2)) * normals[:, 2] * torso  # 8: chest depth
+    S[:, :, 7] = (
+        0.05 * (pos - J_rest[15]) * (part == HEAD)[:, None] * _smoothstep(y, 1.45, 1.5)[:, None]
+    )  # head
+    S[:, 2, 8] = (
+        0.02 * np.exp(-(((y - 1.25) / 0.08) ** 2)) * normals[:, 2] * torso
+    )  # 8: chest depth
     S[:, 1, 9] = 0.02 * _smoothstep(y, 1.40, 1.48)  # 9: neck length
     S[:, 1, :] *= ground[:, None]
 
@@ -523,4 +591,6 @@ def mannequin() -> BodyModel:
     """The built-in licence-free body as a float32 `BodyModel` named "mannequin" (memoised)."""
     from body_models.loaders import model_from_arrays  # local: loaders imports this module lazily
 
-    return model_from_arrays(mannequin_arrays(), "mannequin", num_betas=10, num_expression=0, name="mannequin")
+    return model_from_arrays(
+        mannequin_arrays(), "mannequin", num_betas=10, num_expression=0, name="mannequin"
+    )

@@ -27,7 +27,7 @@ SMPL_EXTRA_VERTEX_IDS = np.array(
      2746, 2319, 2445, 2556, 2673, 6191, 5782, 5905, 6016, 6133], np.int32,
 )  # fmt: skip
 
-# Foot vertices used by JOSH's foot-sliding metric: left big toe, left heel, right big toe, right heel.
+# Foot vertices of JOSH's foot-sliding metric: left big toe, left heel, right big toe, right heel.
 SMPL_FOOT_VERTEX_IDS = np.array([3216, 3387, 6617, 6787], np.int32)
 
 FOOT_JOINTS = (10, 11, 7, 8)  # left foot, right foot, left ankle, right ankle (JOSH3R's order)
@@ -38,7 +38,9 @@ def _kind(model_name: str) -> str:
         return "mannequin"
     if model_name.startswith("smpl"):
         return "smpl"
-    raise ValueError(f"no vertex index sets for model {model_name!r}: expected 'smpl_*' or 'mannequin'")
+    raise ValueError(
+        f"no vertex index sets for model {model_name!r}: expected 'smpl_*' or 'mannequin'"
+    )
 
 
 def foot_vertices(model_name: str) -> np.ndarray:
@@ -72,7 +74,9 @@ def sole_vertices(model) -> np.ndarray:
     return sole_vertices_from_geometry(model)
 
 
-def sole_vertices_from_geometry(model, height: float = 0.015, foot_joints=(7, 8, 10, 11)) -> np.ndarray:
+def sole_vertices_from_geometry(
+    model, height: float = 0.015, foot_joints=(7, 8, 10, 11)
+) -> np.ndarray:
     """Sole vertices from a model's rest template: on the feet and within `height` m of the lowest.
 
     A vertex is on a foot when its largest skinning weight belongs to an ankle or foot joint; the

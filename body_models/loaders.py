@@ -80,7 +80,15 @@ def model_from_arrays(
       ModelFormatError: a key is missing or has the wrong shape.
     """
     arrays = {}
-    for key in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f"):
+    for key in (
+        "v_template",
+        "shapedirs",
+        "posedirs",
+        "J_regressor",
+        "weights",
+        "kintree_table",
+        "f",
+    ):
         if key not in data:
             raise ModelFormatError(path, key, "present", f"missing (keys: {sorted(data)})")
         arrays[key] = np.asarray(data[key])
@@ -91,30 +99,44 @@ def model_from_arrays(
     _check(path, "kintree_table", kintree, (2, None))
     J = kintree.shape[1]
     if J not in _KINDS:
-        raise ModelFormatError(path, "kintree_table", "2 x 24 (SMPL), 52 (SMPL-H) or 55 (SMPL-X)", f"2 x {J}")
+        raise ModelFormatError(
+            path, "kintree_table", "2 x 24 (SMPL), 52 (SMPL-H) or 55 (SMPL-X)", f"2 x {J}"
+        )
     kind = _KINDS[J]
     parents = kintree[0].astype(np.int64)
     parents = tuple([-1] + [int(p) for p in parents[1:]])
     for j in range(1, J):
         if not 0 <= parents[j] < j:
-            raise ModelFormatError(path, "kintree_table", f"parent of joint {j} in [0, {j})", str(parents[j]))
+            raise ModelFormatError(
+                path, "kintree_table", f"parent of joint {j} in [0, {j})", str(parents[j])
+            )
 
     shapedirs = arrays["shapedirs"]
     _check(path, "shapedirs", shapedirs, (V, 3, None))
     S = shapedirs.shape[2]
     if kind == "smplx" and S > SMPLX_SHAPE_SPACE_DIM:
-        shape_space, expr_space = shapedirs[..., :SMPLX_SHAPE_SPACE_DIM], shapedirs[..., SMPLX_SHAPE_SPACE_DIM:]
+        shape_space, expr_space = (
+            shapedirs[..., :SMPLX_SHAPE_SPACE_DIM],
+            shapedirs[..., SMPLX_SHAPE_SPACE_DIM:],
+        )
     else:
         shape_space, expr_space = shapedirs, shapedirs[..., :0]
     if num_expression is None:
         num_expression = min(10, expr_space.shape[2]) if kind == "smplx" else 0
     if num_betas > shape_space.shape[2]:
-        raise ModelFormatError(path, "shapedirs", f"at least {num_betas} shape columns", f"{shape_space.shape[2]}")
+        raise ModelFormatError(
+            path, "shapedirs", f"at least {num_betas} shape columns", f"{shape_space.shape[2]}"
+        )
     if num_expression > expr_space.shape[2]:
         raise ModelFormatError(
-            path, "shapedirs", f"at least {num_expression} expression columns", f"{expr_space.shape[2]}"
+            path,
+            "shapedirs",
+            f"at least {num_expression} expression columns",
+            f"{expr_space.shape[2]}",
         )
-    shapedirs = np.concatenate([shape_space[..., :num_betas], expr_space[..., :num_expression]], axis=2)
+    shapedirs = np.concatenate(
+        [shape_space[..., :num_betas], expr_space[..., :num_expression]], axis=2
+    )
 
     P = (J - 1) * 9
     posedirs = arrays["posedirs"]
@@ -131,9 +153,16 @@ def model_from_arrays(
     faces = arrays["f"]
     _check(path, "f", faces, (None, 3))
     if faces.size and (faces.min() < 0 or faces.max() >= V):
-        raise ModelFormatError(path, "f", f"vertex indices in [0, {V})", f"range [{faces.min()}, {faces.max()}]")
-    for key, arr in (("v_template", v_template), ("shapedirs", shapedirs), ("posedirs", posedirs),
-                     ("J_regressor", J_regressor), ("weights", weights)):
+        raise ModelFormatError(
+            path, "f", f"vertex indices in [0, {V})", f"range [{faces.min()}, {faces.max()}]"
+        )
+    for key, arr in (
+        ("v_template", v_template),
+        ("shapedirs", shapedirs),
+        ("posedirs", posedirs),
+        ("J_regressor", J_regressor),
+        ("weights", weights),
+    ):
         if not np.all(np.isfinite(arr)):
             raise ModelFormatError(path, key, "finite values", "NaN or Inf")
 
@@ -171,14 +200,23 @@ def load_model(
       safe_pickle.UnsafePickleError: a `.pkl` references a global outside the allow-list.
     """
     if path is None:
-        from body_models.builtin import mannequin  # local import: generation code is only needed here
+        from body_models.builtin import (
+            mannequin,  # local import: generation code is only needed here
+        )
 
         logging.info("No body model path given: using the built-in licence-free 'mannequin' body.")
         model = mannequin()
         if num_betas > model.num_betas:
-            raise ValueError(f"the mannequin has {model.num_betas} shape coefficients, asked for {num_betas}")
+            raise ValueError(
+                f"the mannequin has {model.num_betas} shape coefficients, asked for {num_betas}"
+            )
         return model_from_arrays(
-            to_arrays(model), "mannequin", num_betas=num_betas, num_expression=0, name="mannequin", dtype=dtype
+            to_arrays(model),
+            "mannequin",
+            num_betas=num_betas,
+            num_expression=0,
+            name="mannequin",
+            dtype=dtype,
         )
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -212,7 +250,7 @@ def to_arrays(model: BodyModel) -> dict[str, np.ndarray]:
 
 
 def save_model_npz(model: BodyModel, path: str) -> None:
-    """Writes `model` as an smplx-readable `.npz` (temporary name in the same folder, then rename)."""
+    """Writes `model` as an smplx-readable `.npz` (temporary name in the same folder, renamed)."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(suffix=".npz", dir=folder)

@@ -95,7 +95,9 @@ def _levels(parents: tuple[int, ...]) -> tuple[tuple[np.ndarray, np.ndarray], ..
     depth = [0] * len(parents)
     for j in range(1, len(parents)):
         if not 0 <= parents[j] < j:
-            raise ValueError(f"parents must be topologically sorted, found parents[{j}]={parents[j]}")
+            raise ValueError(
+                f"parents must be topologically sorted, found parents[{j}]={parents[j]}"
+            )
         depth[j] = depth[parents[j]] + 1
     levels = []
     for d in range(1, max(depth) + 1):
@@ -123,14 +125,17 @@ def _shape_coeffs(model: BodyModel, betas, expression):
 
 
 def rest_joints(
-    model: BodyModel, betas: Float[Array, "B"], expression: Float[Array, "E"] | None = None
+    model: BodyModel, betas: Float[Array, " B"], expression: Float[Array, " E"] | None = None
 ) -> Float[Array, "J 3"]:
     """Rest-pose joints J(betas) = J_regressor @ v_shaped; the pelvis J0 is row 0.
 
     Computed without forming v_shaped: J_regressor is folded into the template and the shape dirs
     (both unbatched under vmap, so XLA evaluates that contraction once per call, not per body).
     """
-    coeffs = _shape_coeffs(model, betas, expression)
+    return _rest_joints(model, _shape_coeffs(model, betas, expression))
+
+
+def _rest_joints(model: BodyModel, coeffs):
     J_template = model.J_regressor @ model.v_template
     J_dirs = jnp.einsum("jv,vcs->jcs", model.J_regressor, model.shapedirs)
     return J_template + J_dirs @ coeffs
@@ -158,12 +163,12 @@ def _to_matrix(x, n: int, rep: str, what: str):
 
 def lbs(
     model: BodyModel,
-    betas: Float[Array, "B"],
+    betas: Float[Array, " B"],
     global_orient: Float[Array, "3 3"],
     body_pose: Float[Array, "Jm1 3 3"],
-    transl: Float[Array, "3"] | None = None,
+    transl: Float[Array, " 3"] | None = None,
     *,
-    expression: Float[Array, "E"] | None = None,
+    expression: Float[Array, " E"] | None = None,
     rep: str = "matrix",
 ) -> BodyOutput:
     """Poses ONE body with linear blend skinning (smplx semantics).
@@ -192,7 +197,7 @@ def lbs(
     coeffs = _shape_coeffs(model, betas, expression).astype(dtype)
 
     # Rest joints from the folded regressor (no [J, V] x [V, 3] per body).
-    J_rest = rest_joints(model, coeffs[: model.num_betas], coeffs[model.num_betas :] if model.num_expression else None)
+    J_rest = _rest_joints(model, coeffs)
 
     # Blend shapes: one [S] x [S, V*3] and one [(J-1)*9] x [(J-1)*9, V*3] product; under vmap both
     # become plain GEMMs with the batch as the M dimension.

@@ -103,14 +103,20 @@ def _copyreg_reconstructor(cls, base, state):
 
 
 def _codecs_encode(text, encoding="latin1"):
-    # Python 3 pickles (protocol < 3) store bytes, e.g. numpy buffers, as _codecs.encode(str, "latin1").
+    # Python 3 pickles (protocol < 3) store bytes (numpy buffers) as _codecs.encode(str, "latin1").
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
         raise UnsafePickleError(f"_codecs.encode with {type(text).__name__} / {encoding!r} refused")
     return text.encode("latin1")
 
 
 _NUMPY_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")
-_BUILTINS = {"object": object, "set": set, "frozenset": frozenset, "slice": slice, "complex": complex}
+_BUILTINS = {
+    "object": object,
+    "set": set,
+    "frozenset": frozenset,
+    "slice": slice,
+    "complex": complex,
+}
 
 
 class SafeUnpickler(pickle.Unpickler):

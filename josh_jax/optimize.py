@@ -133,7 +133,10 @@ def init_params(problem: Problem, config) -> Params:
 
 
 def _compose_chain(R_rel, t_rel, parent):
-    """World poses C_i = Rel_root ... Rel_parent(i) Rel_i by pointer doubling (log2 N gathers).
+    """World poses C_i = Rel_root ... Rel_parent(i) Rel_i by pointer doubling (log2 N steps).
+
+    Ancestor lookups are one-hot [N, N] matrix products rather than gathers, so the backward pass
+    has no scatter (cheaper to compile and run for N <= 48).
 
     Args:
       R_rel: float[N, 3, 3], t_rel: float[N, 3] relative poses; parent: int[N] (-1 for roots).
@@ -142,16 +145,15 @@ def _compose_chain(R_rel, t_rel, parent):
       (R float[N, 3, 3], t float[N, 3]).
     """
     N = parent.shape[0]
-    R, t, anc = R_rel, t_rel, parent
+    A = jax.nn.one_hot(parent, N, dtype=R_rel.dtype)  # row i: one-hot of its ancestor (0 if none)
+    R, t = R_rel, t_rel
     for _ in range(max(1, int(np.ceil(np.log2(max(N, 2)))))):
-        has = anc >= 0
-        a = jnp.where(has, anc, 0)
-        Ra, ta = R[a], t[a]
-        R_new = Ra @ R
-        t_new = jnp.einsum("nij,nj->ni", Ra, t) + ta
-        R = jnp.where(has[:, None, None], R_new, R)
-        t = jnp.where(has[:, None], t_new, t)
-        anc = jnp.where(has, anc[a], -1)
+        has = jnp.sum(A, axis=1) > 0
+        Ra = (A @ R.reshape(N, 9)).reshape(N, 3, 3)
+        ta = A @ t
+        R = jnp.where(has[:, None, None], Ra @ R, R)
+        t = jnp.where(has[:, None], jnp.einsum("nij,nj->ni", Ra, t) + ta, t)
+        A = A @ A
     return R, t
 
 
@@ -249,7 +251,38 @@ def stage1_points(problem: Problem, f):
     return jnp.stack(rows, 1)
 
 
-def pair_loss(problem: Problem, config, stage: int, T_world_cam, f, sg, points1=None):
+def stage2_features(problem: Problem):
+    """Per-match constant features float[E, 2, 12, M] of both sides (i, j).
+
+    A match pixel's camera point is linear in 12 features: with s = f / f0, m the median depth,
+    d the anchor depth and o the offset, z = g sigma (m (s-1) + d)(1 + (o-1)/s)
+    = g sigma [m(s-1), 1, m(s-1)/s, 1/s] . [1, d, o-1, d(o-1)], and x_cam = z (du/f, dv/f, 1).
+    The features are [1, d, o-1, d(o-1)] x (du, dv, 1); `_camera_coeffs` gives the matrix.
+    """
+    sides = []
+    for side in range(2):
+        d = problem.match_depth[side]
+        om = problem.match_offset[side] - 1.0
+        phi = [jnp.ones_like(d), d, om, d * om]
+        du = problem.match_uv[2 * side] - problem.pp[0]
+        dv = problem.match_uv[2 * side + 1] - problem.pp[1]
+        sides.append(jnp.stack([p * du for p in phi] + [p * dv for p in phi] + phi, 1))
+    return jnp.stack(sides, 1)
+
+
+def _camera_coeffs(problem: Problem, img, f, sg):
+    """float[E, 3, 12]: x_cam = C @ features for images `img` (see `stage2_features`)."""
+    s = f / problem.base_focal[img]
+    m = problem.median_depth[img]
+    a = sg[img][:, None] * jnp.stack([m * (s - 1.0), jnp.ones_like(m), m * (s - 1.0) / s, 1.0 / s],
+                                     1)  # [E, 4]
+    z4 = jnp.zeros_like(a)
+    return jnp.stack([jnp.concatenate([a / f, z4, z4], 1), jnp.concatenate([z4, a / f, z4], 1),
+                      jnp.concatenate([z4, z4, a], 1)], 1)
+
+
+def pair_loss(problem: Problem, config, stage: int, T_world_cam, f, sg, points1=None,
+              features2=None):
     """Stage 1: L_3d (rho_1.1 of 3D match distances); stage 2: L_2d (rho_0.4 of reprojection
     errors in both images of every pair). Same values as `losses.match_3d_loss` /
     `losses.reprojection_loss` on the stacked points (tested), computed on component arrays.
@@ -267,13 +300,24 @@ def pair_loss(problem: Problem, config, stage: int, T_world_cam, f, sg, points1=
         res = jnp.einsum("eij,ejm->eim", AB, points1) + dt[:, :, None]
         r = _safe_len(res[:, 0], res[:, 1], res[:, 2])
         return _weighted_rho(r, conf, config.stage1.gamma)
-    Xi = _side_points_world(problem, 0, T_world_cam, f, sg)
-    Xj = _side_points_world(problem, 1, T_world_cam, f, sg)
+    if features2 is None:
+        features2 = stage2_features(problem)
     K = geometry.intrinsics_matrix(f, problem.pp[0], problem.pp[1])
     T_cw = geometry.se3_inverse(T_world_cam)
     i, j = problem.pair_index[:, 0], problem.pair_index[:, 1]
-    ui, vi = _project_components(K, T_cw[i], Xj)  # partner j's point seen by camera i
-    uj, vj = _project_components(K, T_cw[j], Xi)
+
+    def seen_by(src, dst, feats):
+        # y = K (R_dst^T (R_src C_src psi + t_src - t_dst)): one [3, 12] x [12, M] per pair.
+        P = jnp.einsum("ij,ejk->eik", K, T_cw[dst][:, :3, :])  # [E, 3, 4]
+        G = jnp.einsum("eij,ejk,ekl->eil", P[:, :, :3], T_world_cam[src][:, :3, :3],
+                       _camera_coeffs(problem, src, f, sg))
+        h = jnp.einsum("eij,ej->ei", P[:, :, :3], T_world_cam[src][:, :3, 3]) + P[:, :, 3]
+        y = jnp.einsum("eik,ekm->eim", G, feats) + h[:, :, None]
+        zc = jnp.maximum(y[:, 2], 1e-3)
+        return jnp.clip(y[:, 0] / zc, -1000.0, 2000.0), jnp.clip(y[:, 1] / zc, -1000.0, 2000.0)
+
+    ui, vi = seen_by(j, i, features2[:, 1])  # partner j's point seen by camera i
+    uj, vj = seen_by(i, j, features2[:, 0])
     uv = problem.match_uv
     r_i = _safe_len(uv[0] - ui, uv[1] - vi)
     r_j = _safe_len(uv[2] - uj, uv[3] - vj)
@@ -319,8 +363,10 @@ def _apply(T, x):
     return jnp.einsum("...ij,...j->...i", T[..., :3, :3], x) + T[..., :3, 3]
 
 
-def loss_terms(params: Params, problem: Problem, config, stage: int, points1=None):
-    """All loss terms of one clip (`points1`: optional stage-1 cache, see `pair_loss`).
+def loss_terms(params: Params, problem: Problem, config, stage: int, points1=None,
+               features2=None):
+    """All loss terms of one clip (`points1`, `features2`: optional per-stage caches of
+    constants, see `pair_loss`).
 
     Returns:
       (total [], terms float[6] in CURVE_COLUMNS order). Human columns hold the weighted
@@ -328,7 +374,7 @@ def loss_terms(params: Params, problem: Problem, config, stage: int, points1=Non
       total = pair + scale + static + prior + smooth.
     """
     T_wc, f, sg = camera_forward(params, problem, config)
-    pair = pair_loss(problem, config, stage, T_wc, f, sg, points1)
+    pair = pair_loss(problem, config, stage, T_wc, f, sg, points1, features2)
 
     P = problem.smpl_valid.shape[0]
     gh = config.human_gamma
@@ -486,9 +532,11 @@ def _run_stage(params: Params, problem: Problem, config, stage: int, ok):
         return params, jnp.zeros((0, len(CURVE_COLUMNS)), jnp.float32), ok, jnp.zeros((), jnp.int32)
     tx = _make_tx(problem, config, stage, params)
     opt_state = tx.init(params)
+    # Per-match constants of the stage, computed once outside the scan.
     points1 = stage1_points(problem, focal_of(params, problem)) if stage == 1 else None
-    grad_fn = jax.value_and_grad(lambda p: loss_terms(p, problem, config, stage, points1),
-                                 has_aux=True)
+    features2 = stage2_features(problem) if stage == 2 else None
+    grad_fn = jax.value_and_grad(
+        lambda p: loss_terms(p, problem, config, stage, points1, features2), has_aux=True)
 
     def step(carry, _):
         p, s, ok, n = carry

@@ -114,7 +114,7 @@ def reconstruct(clip, config, body_model=None, *, log: Callable[..., None] = _no
 
 def reconstruct_many(clips: Sequence, config, body_model=None, *,
                      log: Callable[..., None] = _noop) -> list[tuple[Result, dict[str, Any]]]:
-    """JOSH on a batch of clips: problems padded to one bucket, one jit(vmap) optimization.
+    """JOSH on a batch of clips: one jit(vmap) optimization per bucket shape (usually one).
 
     A clip that diverges or hits NaN is flagged in its own diagnostics and does not change the
     others. Returns one (result, info) per clip, in order.
@@ -131,16 +131,26 @@ def reconstruct_many(clips: Sequence, config, body_model=None, *,
     problems = [p for p, _ in prepared]
     prepare_s = time.perf_counter() - t
     log(f"  [prepare] {len(clips)} clips in {prepare_s:.2f} s")
+    # Clips whose problems fell in different buckets cannot share one program: one batch per
+    # bucket signature.
+    groups: dict[Any, list[int]] = {}
+    for i, p in enumerate(problems):
+        sig = str(jax.tree.structure(p)) + str([np.shape(x) for x in jax.tree.leaves(p)])
+        groups.setdefault(sig, []).append(i)
     t = time.perf_counter()
-    solutions = optimize_lib.optimize_many(problems, config)
-    solutions = jax.block_until_ready(solutions)
+    solutions = [None] * len(clips)
+    for members in groups.values():
+        sols = optimize_lib.optimize_many([problems[i] for i in members], config)
+        sols = jax.block_until_ready(sols)
+        for j, i in enumerate(members):
+            solutions[i] = jax.tree.map(lambda x, j=j: x[j], sols)
     optimize_s = time.perf_counter() - t
-    log(f"  [optimize] batch of {len(clips)} in {optimize_s:.2f} s (compile + run)")
+    log(f"  [optimize] {len(clips)} clips in {len(groups)} batch(es): {optimize_s:.2f} s "
+        f"(compile + run)")
     outs = []
     for i, (clip, (problem, prep_info)) in enumerate(zip(clips, prepared, strict=True)):
         t = time.perf_counter()
-        solution = jax.tree.map(lambda x, i=i: x[i], solutions)
-        result = make_result(clip, problem, solution, body_model, config, info=prep_info)
+        result = make_result(clip, problem, solutions[i], body_model, config, info=prep_info)
         timings = {"prepare_s": prepare_s / len(clips), "optimize_s": optimize_s / len(clips),
                    "assemble_s": time.perf_counter() - t, "batch_size": len(clips)}
         outs.append((result, {"timings": timings, "diagnostics": dict(result.diagnostics)}))

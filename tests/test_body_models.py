@@ -3,8 +3,8 @@
 import os
 
 import jax
-import jax.test_util  # noqa: F401  (check_grads)
 import jax.numpy as jnp
+import jax.test_util  # noqa: F401  (check_grads)
 import numpy as np
 import pytest
 
@@ -34,7 +34,10 @@ def test_parity_with_smplx(ref, x64, tol):
         model = bm.load_model(MODEL_NPZ, dtype=dtype)
         assert model.name == "smpl_neutral"
         for i in range(ref["betas"].shape[0]):
-            args = [jnp.asarray(ref[k][i], dtype) for k in ("betas", "global_orient", "body_pose", "transl")]
+            args = [
+                jnp.asarray(ref[k][i], dtype)
+                for k in ("betas", "global_orient", "body_pose", "transl")
+            ]
             out = _batched_lbs(model, *args)
             assert out.vertices.dtype == dtype
             np.testing.assert_allclose(out.vertices, ref["vertices"][i], atol=tol, rtol=0)
@@ -43,7 +46,11 @@ def test_parity_with_smplx(ref, x64, tol):
             np.testing.assert_allclose(regressed, ref["joints_regressed24"][i], atol=tol, rtol=0)
             # smplx's 45-joint output = 24 skinning joints + 21 named vertices.
             joints45 = np.concatenate(
-                [np.asarray(out.joints), np.asarray(out.vertices)[:, indices.SMPL_EXTRA_VERTEX_IDS]], axis=1
+                [
+                    np.asarray(out.joints),
+                    np.asarray(out.vertices)[:, indices.SMPL_EXTRA_VERTEX_IDS],
+                ],
+                axis=1,
             )
             np.testing.assert_allclose(joints45, ref["joints45"][i], atol=tol, rtol=0)
     assert not jax.config.jax_enable_x64  # the context did not leak
@@ -70,7 +77,9 @@ def test_rotation_representations_agree(smpl):
     ref = lbs(smpl, betas, go, bp, tr, rep="axis_angle")
     R_go, R_bp = rotations.axis_angle_to_matrix(go), rotations.axis_angle_to_matrix(bp)
     by_matrix = lbs(smpl, betas, R_go, R_bp, tr)
-    by_6d = lbs(smpl, betas, rotations.matrix_to_rot6d(R_go), rotations.matrix_to_rot6d(R_bp), tr, rep="6d")
+    by_6d = lbs(
+        smpl, betas, rotations.matrix_to_rot6d(R_go), rotations.matrix_to_rot6d(R_bp), tr, rep="6d"
+    )
     for out in (by_matrix, by_6d):
         np.testing.assert_allclose(out.vertices, ref.vertices, atol=1e-5)
         np.testing.assert_allclose(out.joints, ref.joints, atol=1e-5)
@@ -98,13 +107,19 @@ def test_zero_pose_gradients_finite(smpl, which):
         out = bm.lbs(model, betas, pose_aa[0], pose_aa[1:], transl, rep="axis_angle")
         return jnp.sum(out.vertices**2) + jnp.sum(out.joints**2)
 
-    grads = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))(jnp.zeros(10), jnp.zeros((24, 3)), jnp.zeros(3))
+    grads = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))(
+        jnp.zeros(10), jnp.zeros((24, 3)), jnp.zeros(3)
+    )
     for g in grads:
         assert np.all(np.isfinite(g))
     assert np.abs(grads[1]).max() > 0  # pose does influence the loss at zero
     # 6D at the identity is finite too.
     d6 = rotations.matrix_to_rot6d(jnp.tile(jnp.eye(3), (24, 1, 1)))
-    g6 = jax.jit(jax.grad(lambda d: jnp.sum(bm.lbs(model, jnp.zeros(10), d[0], d[1:], rep="6d").vertices ** 2)))(d6)
+    g6 = jax.jit(
+        jax.grad(
+            lambda d: jnp.sum(bm.lbs(model, jnp.zeros(10), d[0], d[1:], rep="6d").vertices ** 2)
+        )
+    )(d6)
     assert np.all(np.isfinite(g6))
 
 
@@ -118,12 +133,16 @@ def test_gradients_match_finite_differences(smpl):
             out = bm.lbs(model, betas, pose[0], pose[1:], transl, rep="axis_angle")
             return jnp.sum(jnp.sin(out.vertices)) + jnp.sum(out.joints**2)
 
-        jax.test_util.check_grads(jax.jit(loss), (betas, pose, tr), order=1, modes=["rev"], atol=1e-5, rtol=1e-5)
+        jax.test_util.check_grads(
+            jax.jit(loss), (betas, pose, tr), order=1, modes=["rev"], atol=1e-5, rtol=1e-5
+        )
 
 
 def test_vmap_equals_python_loop(smpl):
     betas, go, bp, tr = _random_inputs(3)
-    batched = jax.jit(jax.vmap(lambda b, g, p, t: bm.lbs(smpl, b, g, p, t, rep="axis_angle")))(betas, go, bp, tr)
+    batched = jax.jit(jax.vmap(lambda b, g, p, t: bm.lbs(smpl, b, g, p, t, rep="axis_angle")))(
+        betas, go, bp, tr
+    )
     single_fn = jax.jit(bm.lbs, static_argnames="rep")
     for i in range(betas.shape[0]):
         single = single_fn(smpl, betas[i], go[i], bp[i], tr[i], rep="axis_angle")
@@ -149,7 +168,13 @@ def test_bad_inputs_are_refused(smpl):
     with pytest.raises(ValueError, match="rep must be"):
         bm.lbs(smpl, jnp.zeros(10), jnp.eye(3), jnp.tile(jnp.eye(3), (23, 1, 1)), rep="quat")
     with pytest.raises(ValueError, match="no expression"):
-        bm.lbs(smpl, jnp.zeros(10), jnp.eye(3), jnp.tile(jnp.eye(3), (23, 1, 1)), expression=jnp.zeros(10))
+        bm.lbs(
+            smpl,
+            jnp.zeros(10),
+            jnp.eye(3),
+            jnp.tile(jnp.eye(3), (23, 1, 1)),
+            expression=jnp.zeros(10),
+        )
 
 
 def test_smpl_index_sets(smpl):

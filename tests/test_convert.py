@@ -171,6 +171,15 @@ def test_full_size_manifest_converts_without_unmatched_keys():
     assert n_params == 754_037_908 - 768
     flax_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
     assert flax_params == n_params
+    # The full-size forward is shape-consistent at a training resolution (abstract, no compute).
+    model.eval()
+    graphdef, state = nnx.split(model)
+    b, h, w = 1, 288, 512
+    out = jax.eval_shape(lambda s, x, bb: nnx.merge(graphdef, s)(x, None, bb), state,
+                         jax.ShapeDtypeStruct((b, 2, h, w, 3), np.float32),
+                         jax.ShapeDtypeStruct((b, 2, 4), np.float32))
+    assert out.X11.shape == (b, h * w, 3) and out.rel_rot.shape == (b, 6)
+    assert out.view2.desc.shape == (b, h, w, 24) and out.scale2.shape == (b, 1)
 
 
 class _FullHumanBranch(nnx.Module):

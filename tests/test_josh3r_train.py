@@ -119,13 +119,14 @@ def test_loss_matches_pytorch_reference(body):
     ref = np.load(os.path.join(DATA, "josh3r_tiny_loss.npz"))
     pred = {k: jnp.asarray(ref["out_" + k]) for k in losses.PRED_FIELDS}
     lab = {k: jnp.asarray(ref["lbl_" + k]) for k in losses.LABEL_FIELDS}
-    loss, terms = jax.jit(lambda p, l: losses.reduce_losses(p, l, body))(pred, lab)
+    loss_fn = jax.jit(lambda p, l: losses.reduce_losses(p, l, body))
+    loss, terms = loss_fn(pred, lab)
     for name in losses.TERM_NAMES:
         np.testing.assert_allclose(float(terms[name]), float(ref[name]), rtol=2e-6, atol=1e-6,
                                    err_msg=name)
     np.testing.assert_allclose(float(loss), float(ref["loss"]), rtol=2e-6)
     lab["depth_mask"] = jnp.zeros_like(lab["depth_mask"])
-    loss0, terms0 = losses.reduce_losses(pred, lab, body)
+    loss0, terms0 = loss_fn(pred, lab)
     assert float(terms0["loss_depth"]) == 0.0
     np.testing.assert_allclose(float(loss0), float(ref["loss_nodepth_loss"]), rtol=2e-6)
 

@@ -54,7 +54,10 @@ def _numpy_lbs(data, coeffs, rotmats, transl, shape_cols):
     V = data["v_template"].shape[0]
     J = data["kintree_table"].shape[1]
     parents = data["kintree_table"][0].astype(np.int64)
-    v = data["v_template"].astype(np.float64) + data["shapedirs"][..., shape_cols].astype(np.float64) @ coeffs
+    v = (
+        data["v_template"].astype(np.float64)
+        + data["shapedirs"][..., shape_cols].astype(np.float64) @ coeffs
+    )
     Jr = data["J_regressor"].astype(np.float64) @ v
     feat = (rotmats[1:] - np.eye(3)).reshape(-1)
     v = v + (data["posedirs"].reshape(V * 3, -1).astype(np.float64) @ feat).reshape(V, 3)
@@ -103,18 +106,26 @@ def test_smplh_and_smplx_layouts(tmp_path, kind, parents, num_shape, num_expr, f
     expr = rng.normal(size=model.num_expression)
     aa = 0.3 * rng.normal(size=(J, 3))
     transl = rng.normal(size=3)
-    R = np.asarray(jax.vmap(bm.rotations.axis_angle_to_matrix)(jnp.asarray(aa, jnp.float32)), np.float64)
+    R = np.asarray(
+        jax.vmap(bm.rotations.axis_angle_to_matrix)(jnp.asarray(aa, jnp.float32)), np.float64
+    )
     lbs = jax.jit(bm.lbs)
     out = lbs(
-        model, jnp.asarray(betas, jnp.float32), jnp.asarray(R[0], jnp.float32), jnp.asarray(R[1:], jnp.float32),
-        jnp.asarray(transl, jnp.float32), expression=jnp.asarray(expr, jnp.float32) if num_expr else None,
+        model,
+        jnp.asarray(betas, jnp.float32),
+        jnp.asarray(R[0], jnp.float32),
+        jnp.asarray(R[1:], jnp.float32),
+        jnp.asarray(transl, jnp.float32),
+        expression=jnp.asarray(expr, jnp.float32) if num_expr else None,
     )
     verts, joints = _numpy_lbs(data, np.concatenate([betas, expr]), R, transl, shape_cols)
     np.testing.assert_allclose(out.vertices, verts, atol=2e-4)
     np.testing.assert_allclose(out.joints, joints, atol=2e-4)
     if kind == "smplx":  # expression changes the surface; missing expression means zero
         zero = lbs(model, jnp.asarray(betas, jnp.float32), R[0], R[1:], transl)
-        with_zero = lbs(model, jnp.asarray(betas, jnp.float32), R[0], R[1:], transl, expression=jnp.zeros(10))
+        with_zero = lbs(
+            model, jnp.asarray(betas, jnp.float32), R[0], R[1:], transl, expression=jnp.zeros(10)
+        )
         np.testing.assert_allclose(zero.vertices, with_zero.vertices, atol=1e-6)
         assert np.abs(zero.vertices - out.vertices).max() > 1e-3
 
@@ -127,6 +138,8 @@ def test_npz_round_trip(tmp_path):
     for a, b in zip(jax.tree.leaves(model), jax.tree.leaves(again), strict=True):
         np.testing.assert_array_equal(a, b)
     assert again.parents == model.parents and again.name == "smpl_neutral"
+    half = again.astype(np.float16)
+    assert half.v_template.dtype == np.float16 and half.faces.dtype == np.int32
     assert [p for p in os.listdir(tmp_path)] == ["copy_smpl_neutral.npz"]  # no temporary left
 
 
@@ -146,7 +159,9 @@ def test_missing_key_and_bad_values(tmp_path):
     data = _smpl_arrays()
     del data["weights"]
     path = _write_npz(tmp_path, "no_weights.npz", data)
-    with pytest.raises(bm.ModelFormatError, match=r"no_weights.npz: key 'weights': expected present"):
+    with pytest.raises(
+        bm.ModelFormatError, match=r"no_weights.npz: key 'weights': expected present"
+    ):
         bm.load_model(path)
     data = _smpl_arrays()
     data["v_template"] = data["v_template"].copy()
@@ -181,7 +196,9 @@ def _pickle_with_fake_chumpy(obj, protocol):
 
 @pytest.mark.parametrize("protocol", [0, 2])
 def test_pkl_with_chumpy_objects_and_sparse_regressor(tmp_path, protocol):
-    scipy_sparse = pytest.importorskip("scipy.sparse", reason="scipy builds the csc regressor in the file")
+    scipy_sparse = pytest.importorskip(
+        "scipy.sparse", reason="scipy builds the csc regressor in the file"
+    )
     data = _smpl_arrays()
     official = {
         "v_template": _FakeCh(data["v_template"].astype(np.float64)),
@@ -220,7 +237,9 @@ def test_pkl_payload_calling_os_system_is_refused(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pkl"
     path.write_bytes(pickle.dumps({"v_template": _Evil(marker)}, protocol=2))
-    with pytest.raises(bm.UnsafePickleError, match=r"refusing to load global '(posix|os|nt)\.system'"):
+    with pytest.raises(
+        bm.UnsafePickleError, match=r"refusing to load global '(posix|os|nt)\.system'"
+    ):
         bm.load_model(os.fspath(path))
     assert not marker.exists()
     # A plain pickle.load would have run it: the payload is real.

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import body_models as bm
-from body_models import indices
 from body_models import builtin as mq
+from body_models import indices
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,14 @@ def test_humanoid_proportions(model):
     np.testing.assert_allclose(J, mq.design_joints(), atol=0.015)
     names = indices.SMPL_JOINT_NAMES
     j = {n: J[i] for i, n in enumerate(names)}
-    assert j["head"][1] > j["neck"][1] > j["spine3"][1] > j["pelvis"][1] > j["left_knee"][1] > j["left_ankle"][1]
+    assert (
+        j["head"][1]
+        > j["neck"][1]
+        > j["spine3"][1]
+        > j["pelvis"][1]
+        > j["left_knee"][1]
+        > j["left_ankle"][1]
+    )
     assert j["left_wrist"][0] > j["left_elbow"][0] > j["left_shoulder"][0] > 0  # left is +x
     assert j["right_wrist"][0] < j["right_elbow"][0] < 0
     assert j["left_foot"][2] > j["left_ankle"][2]  # feet point forward (+z)
@@ -86,10 +93,16 @@ def test_feet_flat_on_the_ground(model, arrays):
         extent_x, extent_z = np.ptp(v[s, 0]), np.ptp(v[s, 2])
         assert extent_x > 0.04 and extent_z > 0.12
     # Only foot vertices touch the ground, and the four foot ids are toe/heel sole vertices.
-    assert np.all(np.isin(np.nonzero(v[:, 1] < 0.01)[0], np.nonzero((part == mq.LEG_L) | (part == mq.LEG_R))[0]))
+    assert np.all(
+        np.isin(
+            np.nonzero(v[:, 1] < 0.01)[0], np.nonzero((part == mq.LEG_L) | (part == mq.LEG_R))[0]
+        )
+    )
     feet = indices.foot_vertices("mannequin")
     assert np.isin(feet, soles).all()
-    assert v[feet[0], 2] > v[feet[1], 2] + 0.1 and v[feet[2], 2] > v[feet[3], 2] + 0.1  # toe ahead of heel
+    assert (
+        v[feet[0], 2] > v[feet[1], 2] + 0.1 and v[feet[2], 2] > v[feet[3], 2] + 0.1
+    )  # toe ahead of heel
     assert v[feet[0], 0] > 0 > v[feet[2], 0]
 
 

@@ -333,3 +333,18 @@ def test_make_synthetic_end_to_end(tmp_path):
     # Existing clips are not overwritten.
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "exists" in proc.stdout + proc.stderr
+
+
+def test_bounding_box_culling_changes_nothing():
+    from josh_jax.synthetic import cameras, render
+
+    scene = scenes.make_scene("bench", np.random.default_rng(1), num_boxes=4)
+    H, W = 48, 80
+    K = render.intrinsics(60.0, H, W)
+    T = cameras.look_at(np.array([2.5, 1.4, -1.0]), np.array([0.0, 0.5, 1.5]))
+    culled = render.render_scene(scene, K, T, H, W)
+    rays = render.pixel_rays(K, H, W).reshape(-1, 3) @ T[:3, :3].T
+    depth, solid, _ = scenes.cast_rays(scene, T[:3, 3][None], rays)  # every ray, every solid
+    np.testing.assert_array_equal(culled["solid"].ravel(), solid)
+    np.testing.assert_allclose(culled["depth"].ravel(), depth, rtol=1e-12)
+    assert len(np.unique(solid)) >= 4  # the view really contains several solids

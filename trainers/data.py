@@ -600,8 +600,9 @@ def build_dataset(data_config: Any, body: body_models.BodyModel) -> PairDataset:
     `data_config.source`:
       * `"pairs_npz"`: a saved `PairDataset` at `data_config.path`;
       * `"synthetic_gt"`: `data_config.num_clips` synthetic clips from
-        `josh_jax.synthetic.generate_clip` (seeds `seed, seed+1, ...`), labels from their ground
-        truth (fast, exact; a stand-in teacher);
+        `josh_jax.synthetic.generate_clip(data_config.clip, seed)` (seeds `seed, seed+1, ...`;
+        `data_config.clip` is an `experiments/configs/synthetic.py` config), labels from their
+        ground truth (fast, exact; a stand-in teacher);
       * `"synthetic_josh"`: the same clips reconstructed by the JAX JOSH optimizer
         (`josh_jax.pipeline.reconstruct`), labels from its `Result` (the paper's recipe).
     """
@@ -616,7 +617,7 @@ def build_dataset(data_config: Any, body: body_models.BodyModel) -> PairDataset:
     sequences = []
     for k in range(int(data_config.num_clips)):
         seed = int(data_config.seed) + k
-        clip, gt = synthetic.generate_clip(**dict(data_config.get("clip_kwargs", {})), seed=seed)
+        clip, gt = synthetic.generate_clip(data_config.clip, seed)
         if source == "synthetic_gt":
             sequences.append(frames_from_synthetic(clip, gt, body, source=f"synthetic_gt:{seed}"))
         else:

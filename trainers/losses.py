@@ -95,6 +95,16 @@ def smpl_joints(
     return out.joints
 
 
+def move_root(
+    joints_id: Float[Array, "J 3"], pelvis: Float[Array, "3"], R_root: Float[Array, "3 3"],
+    transl: Float[Array, "3"],
+) -> Float[Array, "J 3"]:
+    """Joints of the same body with root rotation `R_root` and `transl`, from its joints posed
+    with identity root and zero `transl` (smplx rotates the whole chain about the rest pelvis J0:
+    `J = R (J_id - J0) + J0 + transl`). Exact, and keeps the skinning out of the gradient path."""
+    return (joints_id - pelvis) @ R_root.T + pelvis + transl
+
+
 def pair_losses(
     pred: Mapping[str, jax.Array],
     label: Mapping[str, jax.Array],
@@ -127,12 +137,20 @@ def pair_losses(
         err = _safe_norm(gt - pred[f"trans{v}"]) / (_safe_norm(gt) + 1e-3)
         out[f"loss_trans{v}"] = (err, one)
 
+    # Both frames' bodies posed once with identity root and zero transl (labels only, no
+    # gradient); every body the loss needs is a rigid motion of one of them about J0.
+    eye = jnp.eye(3, dtype=f32)
+    zero = jnp.zeros(3, f32)
+    joints_id = [smpl_joints(body, beta, eye, label["pose"][k], zero) for k in (0, 1)]
+    pelvis = jax.lax.stop_gradient(body_models.rest_joints(body, beta[: body.num_betas])[0])
+    joints_id = [jax.lax.stop_gradient(j) for j in joints_id]
+
     # Contact scale: feet of the body posed with the *predicted* translation must touch the
     # scaled (stop-gradient) pointmap of the same view.
     scale_term = jnp.zeros((), f32)
     for v, x_name in ((1, "X11"), (2, "X21")):
         R_root = rotations.rot6d_to_matrix(label[f"rot{v}"])
-        joints = smpl_joints(body, beta, R_root, label["pose"][v - 1], pred[f"trans{v}"])
+        joints = move_root(joints_id[v - 1], pelvis, R_root, pred[f"trans{v}"])
         feet = joints[jnp.array(FOOT_JOINTS)]  # [4, 3]
         points = pred[f"scale{v}"][0] * jax.lax.stop_gradient(pred[x_name])  # [N, 3]
         dist = _safe_norm(feet[:, None, :] - points[None, :, :])  # [4, N]
@@ -141,12 +159,9 @@ def pair_losses(
 
     # Contact static: body 1 at the origin, body 2 moved by the predicted relative transform;
     # at least one foot should not move between the frames.
-    eye = jnp.eye(3, dtype=f32)
-    joints_a = smpl_joints(body, beta, eye, label["pose"][0], jnp.zeros(3, f32))
-    joints_b = smpl_joints(
-        body, beta, rotations.rot6d_to_matrix(pred["rel_rot"]), label["pose"][1],
-        pred["rel_trans"],
-    )
+    joints_a = joints_id[0]
+    joints_b = move_root(joints_id[1], pelvis, rotations.rot6d_to_matrix(pred["rel_rot"]),
+                         pred["rel_trans"])
     right = _safe_norm(joints_a[jnp.array(RIGHT_FOOT_JOINTS)] - joints_b[jnp.array(RIGHT_FOOT_JOINTS)])
     left = _safe_norm(joints_a[jnp.array(LEFT_FOOT_JOINTS)] - joints_b[jnp.array(LEFT_FOOT_JOINTS)])
     out["loss_contact_static"] = (jnp.mean(jnp.minimum(right, left)), one)

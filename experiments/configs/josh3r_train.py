@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from experiments.configs import josh3r
+from experiments.configs import josh3r, synthetic
 
 
 def training_config(preset: str) -> ml_collections.ConfigDict:
@@ -46,7 +46,9 @@ def data_config(preset: str) -> ml_collections.ConfigDict:
     d.path = ""  # for pairs_npz
     d.num_clips = 2 if preset.startswith("tiny") else 64
     d.seed = 0
-    d.clip_kwargs = ml_collections.ConfigDict()  # passed to josh_jax.synthetic.generate_clip
+    # The synthetic clips' generator config (josh_jax.synthetic.generate_clip); its body must be
+    # the training body (`training.body_model_path`; both default to the built-in mannequin).
+    d.clip = synthetic.get_config("tiny" if preset.startswith("tiny") else "reference_like")
     d.min_gap = 3
     d.max_gap = 15  # every pair with 3 <= gap <= 15 video frames; 0 -> the reference chain only
     d.view2_depth_frame = "cam2"

@@ -44,7 +44,27 @@ def render_scene(scene: scenes.Scene, K: np.ndarray, T_world_cam: np.ndarray, he
     R, t = T_world_cam[:3, :3], T_world_cam[:3, 3]
     # With unit-z camera rays, the ray parameter is the depth itself.
     dirs_world = rays_cam @ R.T
-    depth, solid, normal = scenes.cast_rays(scene, t[None], dirs_world)
+    # Only pixels inside a solid's projected bounding box can see it (all pixels if the solid
+    # reaches behind the camera).
+    candidates = []
+    for s in scene.solids:
+        if s.inside_out:
+            candidates.append(None)
+            continue
+        x_cam = (s.vertices - t) @ R
+        if np.any(x_cam[:, 2] <= 1e-6):
+            candidates.append(None)
+            continue
+        u = K[0, 0] * x_cam[:, 0] / x_cam[:, 2] + K[0, 2]
+        v = K[1, 1] * x_cam[:, 1] / x_cam[:, 2] + K[1, 2]
+        u0, u1 = max(int(np.floor(u.min())), 0), min(int(np.ceil(u.max())), width - 1)
+        v0, v1 = max(int(np.floor(v.min())), 0), min(int(np.ceil(v.max())), height - 1)
+        if u0 > u1 or v0 > v1:
+            candidates.append(np.zeros(0, np.int64))
+            continue
+        vv, uu = np.meshgrid(np.arange(v0, v1 + 1), np.arange(u0, u1 + 1), indexing="ij")
+        candidates.append((vv * width + uu).ravel())
+    depth, solid, normal = scenes.cast_rays(scene, t[None], dirs_world, candidates)
     points = t + depth[:, None] * dirs_world
     shape = (height, width)
     return dict(depth=depth.reshape(shape), solid=solid.reshape(shape),

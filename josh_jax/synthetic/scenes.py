@@ -124,15 +124,49 @@ def make_scene(name: str, rng: np.random.Generator, num_boxes: int = 4) -> Scene
     return _pack(name, solids, features)
 
 
+def _intersect(planes: np.ndarray, inside_out: bool, origins: np.ndarray,
+               directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ray parameter of the hit with one convex solid, and the index of the plane hit.
+
+    Args:
+        planes: float64[P, 4] (n, d), inside where n . x <= d.
+        inside_out: the room (rays start inside and hit its nearest inner face).
+        origins: float64[N, 3] or [1, 3].
+        directions: float64[N, 3].
+
+    Returns:
+        t float64[N] (inf: miss), plane int[N].
+    """
+    # Plane-major (P, N) arrays: the reductions over the few planes run over long rows.
+    normals, offsets = planes[:, :3], planes[:, 3]
+    denom = normals @ directions.T
+    num = offsets[:, None] - normals @ origins.T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = num / denom
+    t_exit = np.where(denom > 0.0, t, np.inf)
+    t_ex = t_exit.min(axis=0)
+    if inside_out:
+        return t_ex, np.argmin(t_exit, axis=0)
+    # A plane parallel to the ray either never binds (ray inside its half-space) or makes the
+    # ray miss the solid (outside): the latter is an entry at +inf.
+    parallel_out = (denom == 0.0) & (num < 0.0)
+    t_enter = np.where(denom < 0.0, t, np.where(parallel_out, np.inf, -np.inf))
+    t_in = t_enter.max(axis=0)
+    # Hit at entry; a ray starting inside the solid hits it at t = 0.
+    hit = (t_in <= t_ex) & (t_ex > 0.0)
+    return np.where(hit, np.maximum(t_in, 0.0), np.inf), np.argmax(t_enter, axis=0)
+
+
 def cast_rays(scene: Scene, origins: np.ndarray, directions: np.ndarray,
-              chunk: int = 16384) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              candidates=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """First hit of rays with the scene (exact: plane clipping of convex solids).
 
     Args:
         scene: the scene.
-        origins: float64[N, 3] ray origins (inside the room).
+        origins: float64[N, 3] ray origins (inside the room), or [1, 3] shared by all rays.
         directions: float64[N, 3] ray directions (any length; `t` is in these units).
-        chunk: rays per vectorised batch (bounds memory).
+        candidates: optional list, one entry per solid: int array of the only rays that can hit
+            it (e.g. the pixels of its projected bounding box), or None for all rays.
 
     Returns:
         t float64[N] (hit = origin + t * direction; inf if nothing is hit), solid int32[N]
@@ -140,48 +174,28 @@ def cast_rays(scene: Scene, origins: np.ndarray, directions: np.ndarray,
     """
     directions = np.asarray(directions, np.float64).reshape(-1, 3)
     origins = np.asarray(origins, np.float64).reshape(-1, 3)
+    shared = len(origins) == 1
     n = len(directions)
-    num_solids, num_planes = scene.planes.shape[:2]
-    # Plane-major layout (P, K, 3): reductions over planes are then elementwise over big slices.
-    normals = np.swapaxes(scene.planes[..., :3], 0, 1)
-    offsets = np.swapaxes(scene.planes[..., 3], 0, 1)  # (P, K)
-    shared_origin = len(origins) == 1  # camera rays: one origin, plane distances computed once
-    t_out = np.full(n, np.inf)
-    solid_out = np.full(n, -1, np.int32)
-    normal_out = np.zeros((n, 3))
-    room = scene.inside_out
-    for start in range(0, n, chunk):
-        d = directions[start:start + chunk]
-        rows = np.arange(len(d))
-        denom = np.einsum("pki,ni->pnk", normals, d)  # (P, N, K)
-        o = origins if shared_origin else origins[start:start + chunk]
-        num = offsets[:, None, :] - np.einsum("pki,ni->pnk", normals, o)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = num / denom
-        # A plane parallel to the ray either never binds (ray inside its half-space) or makes
-        # the ray miss the solid (outside): encode the latter as an entry at +inf.
-        t_enter = np.where(denom < 0.0, t, np.where((denom == 0.0) & (num < 0.0), np.inf,
-                                                      -np.inf))
-        t_exit = np.where(denom > 0.0, t, np.inf)
-        t_in = t_enter.max(axis=0)  # (N, K)
-        t_ex = t_exit.min(axis=0)
-        # Solids are hit at entry (t = 0 for a ray starting inside); the room, seen from inside,
-        # at its nearest exit.
-        t_hit = np.where((t_in <= t_ex) & (t_ex > 0.0), np.maximum(t_in, 0.0), np.inf)
-        t_hit[:, room] = t_ex[:, room]
-        best = np.argmin(t_hit, axis=1)
-        t_best = t_hit[rows, best]
-        # The normal of the binding plane of the winning solid only.
-        plane_in = np.argmax(t_enter[:, rows, best], axis=0)
-        plane_ex = np.argmin(t_exit[:, rows, best], axis=0)
-        is_room = room[best]
-        plane = np.where(is_room, plane_ex, plane_in)
-        normal = scene.planes[best, plane, :3] * np.where(is_room, -1.0, 1.0)[:, None]
-        found = np.isfinite(t_best)
-        t_out[start:start + chunk] = t_best
-        solid_out[start:start + chunk] = np.where(found, best, -1)
-        normal_out[start:start + chunk] = np.where(found[:, None], normal, 0.0)
-    return t_out, solid_out, normal_out
+    t_best = np.full(n, np.inf)
+    solid_best = np.full(n, -1, np.int32)
+    plane_best = np.zeros(n, np.int64)
+    for k, solid in enumerate(scene.solids):
+        idx = None if candidates is None else candidates[k]
+        if idx is None:
+            t, plane = _intersect(solid.planes, solid.inside_out, origins, directions)
+            closer = t < t_best
+            t_best[closer], solid_best[closer], plane_best[closer] = t[closer], k, plane[closer]
+        elif len(idx):
+            o = origins if shared else origins[idx]
+            t, plane = _intersect(solid.planes, solid.inside_out, o, directions[idx])
+            closer = t < t_best[idx]
+            sel = idx[closer]
+            t_best[sel], solid_best[sel], plane_best[sel] = t[closer], k, plane[closer]
+    found = solid_best >= 0
+    safe_solid = np.maximum(solid_best, 0)
+    normal = scene.planes[safe_solid, plane_best, :3]
+    normal = normal * np.where(scene.inside_out[safe_solid], -1.0, 1.0)[:, None]
+    return t_best, solid_best, np.where(found[:, None], normal, 0.0)
 
 
 def height_below(scene: Scene, points: np.ndarray, probe: float = 0.05) -> np.ndarray:

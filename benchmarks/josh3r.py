@@ -1,0 +1,237 @@
+"""JOSH3R throughput: train steps/s and inference pairs/s (fp32 / bf16), peak memory, and the
+learning curve of a short tiny training run.
+
+  # CPU (tiny), one JSON per preset and mode in benchmarks/results/:
+  python benchmarks/josh3r.py --presets=tiny,tiny_bf16 --modes=train,infer --device_label=cpu
+  # GPU (full size):
+  python benchmarks/josh3r.py --presets=full,full_bf16 --modes=infer,train --device_label=h100 \
+      --image_size=288,512 --infer_batch=16 --train_batch=4
+  # learning curve (synthetic ground-truth pairs, tiny model) -> josh3r_tiny_curve.png:
+  python benchmarks/josh3r.py --modes=curve --curve_steps=200 --device_label=cpu
+
+Each (preset, mode) writes `benchmarks/results/josh3r_<preset>_<mode>_<device>.json`:
+`{"name", "device", "date", "command", "figures": {...}, "notes"}`; compile time and run time are
+separate figures. Inputs are random images and random but well-formed labels (throughput does not
+depend on the values). Peak memory is the accelerator's `peak_bytes_in_use` when available, else
+the process's peak resident memory (CPU). Run each mode in its own process for a clean peak.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+
+from absl import app, flags
+
+_PRESETS = flags.DEFINE_list("presets", ["tiny"], "Model presets of experiments/configs/josh3r.py.")
+_MODES = flags.DEFINE_list("modes", ["train", "infer"], "train, infer, curve.")
+_DEVICE = flags.DEFINE_string("device_label", "cpu", "Label used in the result file names.")
+_IMAGE = flags.DEFINE_list("image_size", [], "H,W (default: the preset's image_size).")
+_TRAIN_BATCH = flags.DEFINE_integer("train_batch", 8, "Global train batch (pairs).")
+_INFER_BATCH = flags.DEFINE_integer("infer_batch", 8, "Pairs per inference call.")
+_TRAIN_STEPS = flags.DEFINE_integer("train_steps", 5, "Timed train steps (after compile).")
+_INFER_CALLS = flags.DEFINE_integer("infer_calls", 10, "Timed inference calls.")
+_CURVE_STEPS = flags.DEFINE_integer("curve_steps", 120, "Steps of the learning-curve run.")
+_OUT = flags.DEFINE_string("out", os.path.join(os.path.dirname(__file__), "results"), "Folder.")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def peak_memory_mb() -> tuple[float, str]:
+    import jax  # noqa: PLC0415
+
+    stats = jax.devices()[0].memory_stats() or {}
+    if "peak_bytes_in_use" in stats:
+        return stats["peak_bytes_in_use"] / 2**20, "device peak_bytes_in_use"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "host max RSS"
+
+
+def write(name: str, figures: dict, notes: str = "") -> None:
+    import jax  # noqa: PLC0415
+
+    device = f"{_DEVICE.value} ({jax.devices()[0].device_kind}, {jax.device_count()} device(s))"
+    out = {"name": name, "device": device,
+           "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "command": "python " + " ".join(sys.argv), "figures": figures, "notes": notes}
+    os.makedirs(_OUT.value, exist_ok=True)
+    path = os.path.join(_OUT.value, f"{name}_{_DEVICE.value}.json")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(out, f, indent=2)
+    os.replace(tmp, path)
+    print(json.dumps(out, indent=2))
+
+
+def random_batch(rng, batch: int, hw: tuple[int, int]) -> dict:
+    import numpy as np  # noqa: PLC0415
+
+    h, w = hw
+    eye6 = np.array([1, 0, 0, 0, 1, 0], np.float32)
+    return {
+        "imgs": rng.uniform(-1, 1, (batch, 2, h, w, 3)).astype(np.float32),
+        "img_shapes": np.tile(np.array([h, w], np.int32), (batch, 2, 1)),
+        "bbox": np.tile(np.array([w * 0.3, h * 0.2, w * 0.7, h * 0.9], np.float32), (batch, 2, 1)),
+        "trans": rng.normal(0, 0.1, (batch, 3)).astype(np.float32),
+        "rot": np.tile(eye6, (batch, 1)),
+        "trans1": (rng.normal(0, 0.2, (batch, 3)) + [0, 0, 4]).astype(np.float32),
+        "trans2": (rng.normal(0, 0.2, (batch, 3)) + [0, 0, 4]).astype(np.float32),
+        "rot1": np.tile(eye6, (batch, 1)),
+        "rot2": np.tile(eye6, (batch, 1)),
+        "pose": rng.normal(0, 0.1, (batch, 2, 23, 3)).astype(np.float32),
+        "beta": rng.normal(0, 0.5, (batch, 10)).astype(np.float32),
+        "depth": (rng.uniform(2, 6, (batch, 2, h, w, 3))).astype(np.float32),
+        "depth_mask": np.ones((batch, 2), bool),
+    }
+
+
+def bench_train(preset: str, hw) -> None:
+    import jax  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+    from flax import nnx  # noqa: PLC0415
+
+    import body_models  # noqa: PLC0415
+    from experiments.configs import josh3r as josh3r_config  # noqa: PLC0415
+    from trainers import josh3r, train  # noqa: PLC0415
+
+    cfg = josh3r_config.get_config(preset)
+    body = body_models.load_model()
+    model = josh3r.JOSH3R(cfg.model, rngs=nnx.Rngs(0))
+    n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+    tx, schedule = train.make_optimizer(learning_rate=1e-4, total_steps=1000, warmup_steps=10)
+    fns = train.make_step_fns(model, tx, schedule, body)
+    mesh = train.make_mesh()
+    state = train.replicate(mesh, train.init_train_state(model, tx, 0))
+    del model
+    step = train.make_jit_step(fns, mesh)
+    batch = train.shard_batch(mesh, random_batch(np.random.default_rng(0), _TRAIN_BATCH.value, hw))
+    t0 = time.perf_counter()
+    state, m = step(state, batch)
+    jax.block_until_ready(m)
+    compile_s = time.perf_counter() - t0
+    times = []
+    for _ in range(_TRAIN_STEPS.value):
+        t0 = time.perf_counter()
+        state, m = step(state, batch)
+        jax.block_until_ready(m)  # per step: CPU collectives hazard, and honest timing
+        times.append(time.perf_counter() - t0)
+    med = float(np.median(times))
+    mem, how = peak_memory_mb()
+    write(f"josh3r_{preset}_train", {
+        "compile_plus_first_step_s": compile_s, "step_time_median_s": med,
+        "train_steps_per_s": 1.0 / med, "train_pairs_per_s": _TRAIN_BATCH.value / med,
+        "global_batch_pairs": _TRAIN_BATCH.value, "image_h": hw[0], "image_w": hw[1],
+        "num_params_millions": n_params / 1e6, "peak_memory_mb": mem,
+        "final_loss": float(m["loss"]),
+    }, notes=f"AdamW step incl. loss (SMPL joints), jit over a ('data',) mesh of "
+             f"{jax.device_count()} device(s); random inputs; peak memory = {how}.")
+
+
+def bench_infer(preset: str, hw) -> None:
+    import jax  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+    from flax import nnx  # noqa: PLC0415
+
+    from experiments.configs import josh3r as josh3r_config  # noqa: PLC0415
+    from trainers import infer, josh3r  # noqa: PLC0415
+
+    cfg = josh3r_config.get_config(preset)
+    model = josh3r.JOSH3R(cfg.model, rngs=nnx.Rngs(0))
+    forward = infer.make_forward(model)
+    del model
+    b = random_batch(np.random.default_rng(0), _INFER_BATCH.value, hw)
+    args = [jax.device_put(b[k]) for k in ("imgs", "img_shapes", "bbox")]
+    t0 = time.perf_counter()
+    jax.block_until_ready(forward(*args))
+    compile_s = time.perf_counter() - t0
+    times = []
+    for _ in range(_INFER_CALLS.value):
+        t0 = time.perf_counter()
+        jax.block_until_ready(forward(*args))
+        times.append(time.perf_counter() - t0)
+    med = float(np.median(times))
+    mem, how = peak_memory_mb()
+    write(f"josh3r_{preset}_infer", {
+        "compile_plus_first_call_s": compile_s, "call_time_median_s": med,
+        "infer_pairs_per_s": _INFER_BATCH.value / med, "pairs_per_call": _INFER_BATCH.value,
+        "image_h": hw[0], "image_w": hw[1], "peak_memory_mb": mem,
+    }, notes=f"eval-mode JOSH3R forward (all 8 outputs) on device-resident inputs; peak memory "
+             f"= {how}; chaining/Result assembly (host) not included.")
+
+
+def learning_curve(steps: int) -> None:
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    from experiments.configs import josh3r_train  # noqa: PLC0415
+    from trainers import train  # noqa: PLC0415
+
+    cfg = josh3r_train.get_config("tiny")
+    cfg.unlock()
+    cfg.training.num_steps = steps
+    cfg.training.checkpoint_every = max(steps, 1)
+    cfg.training.log_every = 10
+    cfg.training.batch_size = _TRAIN_BATCH.value
+    cfg.lock()
+    workdir = tempfile.mkdtemp(prefix="josh3r_curve_")
+    t0 = time.perf_counter()
+    train.run(cfg, workdir)
+    wall = time.perf_counter() - t0
+    recs = train.read_metrics(workdir)
+    step = np.array([r["step"] for r in recs])
+    loss = np.array([r["loss"] for r in recs])
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+    ax[0].plot(step, loss, lw=1, label="total")
+    ax[0].set_yscale("log")
+    ax[0].set_xlabel("step")
+    ax[0].set_ylabel("loss")
+    ax[0].set_title(f"JOSH3R tiny, synthetic GT pairs, batch {cfg.training.batch_size}")
+    for k in ("loss_rel_tran", "loss_rel_rot", "loss_trans1", "loss_contact_scale",
+              "loss_contact_static", "loss_depth"):
+        ax[1].plot(step, [r[k] for r in recs], lw=1, label=k[5:])
+    ax[1].set_yscale("log")
+    ax[1].set_xlabel("step")
+    ax[1].legend(fontsize=7)
+    ax[1].set_title("terms")
+    fig.tight_layout()
+    os.makedirs(_OUT.value, exist_ok=True)
+    png = os.path.join(_OUT.value, "josh3r_tiny_curve.png")
+    fig.savefig(png + ".tmp.png", dpi=110)
+    os.replace(png + ".tmp.png", png)
+    k = max(1, len(loss) // 10)
+    write("josh3r_tiny_curve", {
+        "steps": int(step[-1]), "loss_first10pct_mean": float(loss[:k].mean()),
+        "loss_last10pct_mean": float(loss[-k:].mean()),
+        "loss_ratio_last_over_first": float(loss[-k:].mean() / loss[:k].mean()),
+        "wall_s_including_data_and_compile": wall,
+    }, notes=f"train.run on config josh3r_train.py:tiny (synthetic_gt labels, "
+             f"{cfg.data.num_clips} clips); curve in {png}")
+
+
+def main(argv):
+    del argv
+    import numpy as np  # noqa: PLC0415
+
+    from experiments.configs import josh3r as josh3r_config  # noqa: PLC0415
+
+    for mode in _MODES.value:
+        if mode == "curve":
+            learning_curve(_CURVE_STEPS.value)
+            continue
+        for preset in _PRESETS.value:
+            hw = tuple(int(x) for x in _IMAGE.value) or tuple(
+                josh3r_config.get_config(preset).image_size)
+            {"train": bench_train, "infer": bench_infer}[mode](preset, hw)
+    del np
+
+
+if __name__ == "__main__":
+    app.run(main)
