@@ -32,7 +32,9 @@ import body_models as bm
 _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "16", "64", "256"], "Batch sizes to time.")
 _REPEATS = flags.DEFINE_integer("repeats", 10, "Timed calls per measurement (median reported).")
 _NAME = flags.DEFINE_string(
-    "name", "smpl_forward", "Result name: writes <out_dir>/<name>_<device>.json (e.g. for a pinned run)."
+    "name",
+    "smpl_forward",
+    "Result name: writes <out_dir>/<name>_<device>.json (e.g. for a pinned run).",
 )
 _OUT_DIR = flags.DEFINE_string(
     "out_dir", os.path.join(os.path.dirname(__file__), "results"), "Output folder."
