@@ -57,7 +57,7 @@ class SparseStandIn:
     def to_numpy(self) -> np.ndarray:
         s = self.state
         try:
-            shape = tuple(int(n) for n in s["_shape"])
+            shape = tuple(int(n) for n in s["_shape" if "_shape" in s else "shape"])
             data, indices, indptr = (np.asarray(s[k]) for k in ("data", "indices", "indptr"))
         except KeyError as e:
             raise pickle.UnpicklingError(f"sparse matrix state misses key {e}") from None

@@ -18,7 +18,7 @@ from flax import nnx
 from ml_collections import config_flags
 
 import body_models
-from experiments.train_josh3r import with_training_defaults
+from experiments.configs.josh3r_train import with_training_defaults
 from josh_jax import export
 from josh_jax.clip import load_clip
 from trainers import infer
@@ -52,8 +52,7 @@ def load_model(config, checkpoint: str) -> nnx.Module:
     config = with_training_defaults(config)
     model = josh3r.JOSH3R(config.model, rngs=nnx.Rngs(0))
     tc = config.training
-    tx, _ = train.make_optimizer(learning_rate=tc.learning_rate, total_steps=tc.num_steps,
-                                 warmup_steps=tc.warmup_steps)
+    tx, _ = train.optimizer_from_config(tc)
     abstract = ckpt_lib.abstract_like(train.init_train_state(model, tx, tc.seed))
     ckpt = ckpt_lib.Checkpointer(directory)
     state, _ = ckpt.restore(abstract)

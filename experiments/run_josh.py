@@ -50,15 +50,6 @@ JOSH_CONFIG = os.path.join(_REPO, "experiments", "configs", "josh.py")
 SYNTHETIC_CONFIG = os.path.join(_REPO, "experiments", "configs", "synthetic.py")
 
 
-def _load_config_file(path: str, arg: str | None):
-    import importlib.util  # noqa: PLC0415
-
-    spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(arg)
-
-
 def main(argv):
     del argv
     from josh_jax import pipeline  # noqa: PLC0415  (after absl parsed flags / set up logging)
@@ -76,7 +67,7 @@ def main(argv):
     config = _CONFIG.value
     if config is None:
         preset = "default" if paths else "fast"
-        config = _load_config_file(JOSH_CONFIG, preset)
+        config = pipeline.load_config_file(JOSH_CONFIG, preset)
         print(f"config: experiments/configs/josh.py:{preset}")
 
     t0 = time.perf_counter()
@@ -88,7 +79,7 @@ def main(argv):
             print(f"[load] {path}: {clip.describe()}"
                   + (f"; ground truth: {', '.join(gt.present())}" if gt is not None else ""))
     else:
-        syn_config = _load_config_file(SYNTHETIC_CONFIG, _SYNTHETIC_PRESET.value)
+        syn_config = pipeline.load_config_file(SYNTHETIC_CONFIG, _SYNTHETIC_PRESET.value)
         clip, gt = pipeline.synthetic_input(syn_config, _SEED.value)
         items = [(f"synthetic_seed{_SEED.value}", clip, gt)]
         print(f"[load] built-in synthetic clip (experiments/configs/synthetic.py:"

@@ -20,23 +20,9 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file with pres
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, metrics.jsonl, tensorboard/.")
 
 
-def with_training_defaults(config):
-    """Adds `training` / `data` sections (josh3r_train.py) to a model-only config."""
-    if "training" in config and "data" in config:
-        return config
-    preset = config.get("preset", "tiny")
-    full = josh3r_train.get_config(preset)
-    full.unlock()
-    full.model = config.model
-    if "image_size" in config:
-        full.image_size = config.image_size
-    full.lock()
-    return full
-
-
 def main(argv):
     del argv
-    train.run(with_training_defaults(_CONFIG.value), _WORKDIR.value)
+    train.run(josh3r_train.with_training_defaults(_CONFIG.value), _WORKDIR.value)
 
 
 if __name__ == "__main__":

@@ -495,9 +495,10 @@ def _repeated_adam(lr_schedule, repeats, b1=0.9, b2=0.9, eps=1e-8):
 
 def _labels(params: Params, stage: int, config):
     focal = "focal" if (stage == 2 and config.optimize_focal) else "frozen"
-    human = "human" if config.optimize_smpl else "frozen"
+    pose = "pose" if config.optimize_smpl else "frozen"
+    transl = "transl" if config.optimize_smpl else "frozen"
     return Params(cam_quat="camera", cam_trans="camera", cam_log_size="camera", log_focal=focal,
-                  root_rot=human, body_pose=human, transl=human, betas=human)
+                  root_rot=pose, body_pose=pose, transl=transl, betas=pose)
 
 
 def _make_tx(problem: Problem, config, stage: int, params: Params):
@@ -516,7 +517,8 @@ def _make_tx(problem: Problem, config, stage: int, params: Params):
     else:
         focal_tx = adam(config.lr_scale.focal)
     txs = dict(camera=adam(config.lr_scale.camera), focal=focal_tx,
-               human=adam(config.lr_scale.human), frozen=optax.set_to_zero())
+               pose=adam(config.lr_scale.pose), transl=adam(config.lr_scale.transl),
+               frozen=optax.set_to_zero())
     return optax.multi_transform(txs, _labels(params, stage, config))
 
 

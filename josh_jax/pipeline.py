@@ -34,6 +34,17 @@ def _noop(*_args, **_kwargs) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def load_config_file(path: str, arg: str | None = None):
+    """`get_config(arg)` of a Python config file (what `--config=path:arg` does, without flags)."""
+    import importlib.util  # noqa: PLC0415
+
+    spec = importlib.util.spec_from_file_location(
+        os.path.splitext(os.path.basename(path))[0], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(arg)
+
+
 def load_input(path: str):
     """(Clip, GroundTruth | None) from our clip `.npz` or the reference layout (auto-detected)."""
     from josh_jax import importers  # noqa: PLC0415

@@ -29,6 +29,7 @@ def _batched_lbs(model, betas, global_orient_aa, body_pose_aa, transl):
 
 @pytest.mark.parametrize("x64,tol", [(False, 1e-4), (True, 1e-5)])
 def test_parity_with_smplx(ref, x64, tol):
+    x64_before = jax.config.jax_enable_x64
     with jax.enable_x64(x64):
         dtype = np.float64 if x64 else np.float32
         model = bm.load_model(MODEL_NPZ, dtype=dtype)
@@ -53,7 +54,7 @@ def test_parity_with_smplx(ref, x64, tol):
                 axis=1,
             )
             np.testing.assert_allclose(joints45, ref["joints45"][i], atol=tol, rtol=0)
-    assert not jax.config.jax_enable_x64  # the context did not leak
+    assert jax.config.jax_enable_x64 == x64_before  # the context did not leak
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ reference values (tests/data/josh3r_tiny_loss.npz, extracted from josh3r_tiny_fo
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import jax
@@ -22,8 +23,7 @@ from flax import nnx
 import body_models
 from body_models import rotations
 from trainers import data as data_lib
-from trainers import losses
-from trainers import train
+from trainers import losses, train
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 HW = (32, 48)
@@ -119,7 +119,7 @@ def test_loss_matches_pytorch_reference(body):
     ref = np.load(os.path.join(DATA, "josh3r_tiny_loss.npz"))
     pred = {k: jnp.asarray(ref["out_" + k]) for k in losses.PRED_FIELDS}
     lab = {k: jnp.asarray(ref["lbl_" + k]) for k in losses.LABEL_FIELDS}
-    loss_fn = jax.jit(lambda p, l: losses.reduce_losses(p, l, body))
+    loss_fn = jax.jit(lambda p, lb: losses.reduce_losses(p, lb, body))
     loss, terms = loss_fn(pred, lab)
     for name in losses.TERM_NAMES:
         np.testing.assert_allclose(float(terms[name]), float(ref[name]), rtol=2e-6, atol=1e-6,
@@ -138,7 +138,7 @@ def test_loss_gradients_finite_and_pointmap_stopped_in_contact(body):
     lab["depth_mask"] = jnp.zeros_like(lab["depth_mask"])  # depth off: X only via contact term
     # Exact zero prediction error makes the norms hit 0: gradients must stay finite there.
     pred["rel_trans"] = lab["trans"]
-    grads = jax.jit(jax.grad(lambda p, l: losses.reduce_losses(p, l, body)[0]))(pred, lab)
+    grads = jax.jit(jax.grad(lambda p, lb: losses.reduce_losses(p, lb, body)[0]))(pred, lab)
     for k, g in grads.items():
         assert np.all(np.isfinite(np.asarray(g))), k
     assert float(jnp.abs(grads["X11"]).max()) == 0.0  # stop-gradient in loss_contact_scale
@@ -275,10 +275,17 @@ def test_jit_mesh_and_pmap_paths_agree(body, dataset):
 
 def test_loss_falls_by_half(body, dataset):
     fns, state = _fns_and_state(body, use_dropout=True, lr=1e-2, steps=40)
+    assert fns.rng_tags == ("default",)  # the dropout stream is re-seeded every step
     mesh = train.make_mesh()
     step = train.make_jit_step(fns, mesh)
-    state = train.replicate(mesh, state)
     it = data_lib.PairIterator(dataset, global_batch_size=8, seed=1, image_hw=HW)
+    # Dropout masks depend on the step number only: same step -> same loss, other step -> not.
+    host = jax.device_get(state)
+    b0 = train.shard_batch(mesh, it.next())
+    probe = [float(step(train.replicate(mesh, dataclasses.replace(host, step=jnp.int32(k))),
+                        b0)[1]["loss"]) for k in (5, 5, 6)]
+    assert probe[0] == probe[1] and probe[0] != probe[2], probe
+    state = train.replicate(mesh, host)
     curve = []
     for _ in range(40):
         state, m = step(state, train.shard_batch(mesh, it.next()))

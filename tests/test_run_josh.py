@@ -15,13 +15,10 @@ from josh_jax import geometry as geo
 from josh_jax import result as result_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
 
 def _config(path, arg):
-    from experiments.run_josh import _load_config_file
-
-    return _load_config_file(os.path.join(REPO, "experiments", "configs", path), arg)
+    return pipeline.load_config_file(os.path.join(REPO, "experiments", "configs", path), arg)
 
 
 @pytest.fixture(scope="module")

@@ -604,7 +604,8 @@ def build_dataset(data_config: Any, body: body_models.BodyModel) -> PairDataset:
         `data_config.clip` is an `experiments/configs/synthetic.py` config), labels from their
         ground truth (fast, exact; a stand-in teacher);
       * `"synthetic_josh"`: the same clips reconstructed by the JAX JOSH optimizer
-        (`josh_jax.pipeline.reconstruct`), labels from its `Result` (the paper's recipe).
+        (`josh_jax.pipeline.reconstruct_many` with `data_config.josh`, an
+        `experiments/configs/josh.py` config), labels from its `Result` (the paper's recipe).
     """
     source = data_config.source
     if source == "pairs_npz":
@@ -614,17 +615,17 @@ def build_dataset(data_config: Any, body: body_models.BodyModel) -> PairDataset:
                          f"'synthetic_josh', found {source!r}")
     from josh_jax import synthetic  # noqa: PLC0415 (heavy; only for these sources)
 
-    sequences = []
-    for k in range(int(data_config.num_clips)):
-        seed = int(data_config.seed) + k
-        clip, gt = synthetic.generate_clip(data_config.clip, seed)
-        if source == "synthetic_gt":
-            sequences.append(frames_from_synthetic(clip, gt, body, source=f"synthetic_gt:{seed}"))
-        else:
-            from josh_jax import pipeline  # noqa: PLC0415
+    seeds = [int(data_config.seed) + k for k in range(int(data_config.num_clips))]
+    clips = [synthetic.generate_clip(data_config.clip, seed) for seed in seeds]
+    if source == "synthetic_gt":
+        sequences = [frames_from_synthetic(clip, gt, body, source=f"synthetic_gt:{seed}")
+                     for (clip, gt), seed in zip(clips, seeds, strict=True)]
+    else:
+        from josh_jax import pipeline  # noqa: PLC0415
 
-            result = pipeline.reconstruct(clip)
-            sequences.append(frames_from_result(result, clip, body, source=f"josh:{seed}"))
+        outs = pipeline.reconstruct_many([c for c, _ in clips], data_config.josh, body)
+        sequences = [frames_from_result(result, clip, body, source=f"josh:{seed}")
+                     for (result, _), (clip, _), seed in zip(outs, clips, seeds, strict=True)]
     return make_pair_dataset(sequences, body, min_gap=data_config.min_gap,
                              max_gap=data_config.get("max_gap") or None,
                              view2_depth_frame=data_config.view2_depth_frame)

@@ -55,7 +55,7 @@ LABEL_FIELDS = (
 )
 
 
-def _safe_norm(x: Float[Array, "... n"], axis: int = -1) -> Float[Array, "..."]:
+def _safe_norm(x: Float[Array, "... n"], axis: int = -1) -> Float[Array, " ..."]:
     """Euclidean norm with a finite gradient at 0 (the where hides the sqrt's infinite slope)."""
     sq = jnp.sum(x * x, axis=axis)
     positive = sq > 0.0
@@ -76,10 +76,10 @@ def predictions_as_dict(pred: Any) -> dict[str, jax.Array]:
 
 def smpl_joints(
     body: body_models.BodyModel,
-    betas: Float[Array, "B"],
+    betas: Float[Array, " B"],
     R_root: Float[Array, "3 3"],
     body_pose_aa: Float[Array, "23 3"],
-    transl: Float[Array, "3"],
+    transl: Float[Array, " 3"],
 ) -> Float[Array, "24 3"]:
     """Posed skinning joints of one body (smplx `SMPLLayer` joints[:24] semantics).
 
@@ -96,8 +96,8 @@ def smpl_joints(
 
 
 def move_root(
-    joints_id: Float[Array, "J 3"], pelvis: Float[Array, "3"], R_root: Float[Array, "3 3"],
-    transl: Float[Array, "3"],
+    joints_id: Float[Array, "J 3"], pelvis: Float[Array, " 3"], R_root: Float[Array, "3 3"],
+    transl: Float[Array, " 3"],
 ) -> Float[Array, "J 3"]:
     """Joints of the same body with root rotation `R_root` and `transl`, from its joints posed
     with identity root and zero `transl` (smplx rotates the whole chain about the rest pelvis J0:
@@ -183,7 +183,7 @@ def reduce_losses(
     body: body_models.BodyModel,
     *,
     axis_name: str | None = None,
-    example_mask: Float[Array, "B"] | None = None,
+    example_mask: Float[Array, " B"] | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Batch loss: the reference's batch means, optionally across a named (pmap) axis.
 

@@ -83,6 +83,7 @@ class StepFns:
       tx: the optax transformation.
       schedule: learning-rate schedule (for logging).
       body: the SMPL body model used by the loss.
+      rng_tags: the model's RNG stream tags, re-seeded every step.
     """
 
     graphdef_train: Any
@@ -92,6 +93,7 @@ class StepFns:
     tx: optax.GradientTransformation
     schedule: Callable[[Any], Any]
     body: Any
+    rng_tags: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,13 +127,23 @@ def make_optimizer(
     return optax.chain(*parts), schedule
 
 
-def _has_stream(other: Any, name: str) -> bool:
-    """Whether the split-off RNG state holds a stream called `name`."""
-    try:
-        flat = nnx.to_flat_state(other)
-    except Exception:  # pragma: no cover - older/newer flax spellings
-        return False
-    return any(name in tuple(str(p) for p in path) for path, _ in flat)
+def optimizer_from_config(tc: Any) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    """`make_optimizer` with the fields of `config.training`."""
+    return make_optimizer(
+        learning_rate=tc.learning_rate,
+        total_steps=tc.num_steps,
+        warmup_steps=tc.warmup_steps,
+        end_lr_factor=tc.end_lr_factor,
+        weight_decay=tc.weight_decay,
+        grad_clip_norm=tc.grad_clip_norm,
+    )
+
+
+def _rng_stream_tags(other: Any) -> tuple[str, ...]:
+    """Tags of the RNG streams held in a split-off state (e.g. 'default', 'dropout')."""
+    tags = {getattr(v, "tag", None) for _, v in nnx.to_flat_state(other)
+            if isinstance(v, nnx.RngKey)}
+    return tuple(sorted(t for t in tags if t))
 
 
 def make_step_fns(
@@ -155,7 +167,8 @@ def make_step_fns(
     model.set_attributes(nnx.BatchNorm, axis_name=None, raise_if_not_found=False)
     model.eval()
     graphdef_eval = nnx.split(model, nnx.Param, nnx.BatchStat, ...)[0]
-    return StepFns(graphdef_train, graphdef_pmap, graphdef_eval, other, tx, schedule, body)
+    return StepFns(graphdef_train, graphdef_pmap, graphdef_eval, other, tx, schedule, body,
+                   _rng_stream_tags(other))
 
 
 def init_train_state(model: nnx.Module, tx: optax.GradientTransformation, seed: int) -> TrainState:
@@ -208,9 +221,9 @@ def train_step(
     if axis_name is not None:
         key = jax.random.fold_in(key, jax.lax.axis_index(axis_name))
     other = fns.other
-    if _has_stream(other, "dropout"):
+    if fns.rng_tags:
         tmp = nnx.merge(graphdef, state.params, state.batch_stats, other, copy=True)
-        nnx.reseed(tmp, dropout=key)
+        nnx.reseed(tmp, **{t: jax.random.fold_in(key, i) for i, t in enumerate(fns.rng_tags)})
         other = nnx.split(tmp, nnx.Param, nnx.BatchStat, ...)[3]
 
     def loss_fn(params):
@@ -459,14 +472,7 @@ def run(
     )
 
     model = (model_fn or build_model)(config)
-    tx, schedule = make_optimizer(
-        learning_rate=tc.learning_rate,
-        total_steps=tc.num_steps,
-        warmup_steps=tc.warmup_steps,
-        end_lr_factor=tc.end_lr_factor,
-        weight_decay=tc.weight_decay,
-        grad_clip_norm=tc.grad_clip_norm,
-    )
+    tx, schedule = optimizer_from_config(tc)
     fns = make_step_fns(model, tx, schedule, body, use_dropout=tc.use_dropout)
     state = replicate(mesh, init_train_state(model, tx, tc.seed))
 

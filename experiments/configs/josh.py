@@ -60,8 +60,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # Per-parameter prior weights (multiplying weights.prior). The reference's prior (all 1)
     # freezes the bodies; the default lets the contact terms move the translation.
     c.prior = ml_collections.ConfigDict(dict(orient=1.0, transl=0.01, pose=1.0, betas=1.0))
-    # Learning-rate multipliers per parameter group (relative to the stage lr).
-    c.lr_scale = ml_collections.ConfigDict(dict(camera=1.0, focal=1.0, human=1.0))
+    # Learning-rate multipliers per parameter group (relative to the stage lr). Adam moves every
+    # parameter by ~lr per step whatever its gradient, so the body rotations and betas (whose
+    # gradients are tiny) get a smaller step than the cameras and translations.
+    c.lr_scale = ml_collections.ConfigDict(dict(camera=1.0, focal=1.0, transl=1.0, pose=0.1))
     c.optimize_focal = True
     c.optimize_smpl = True
     c.rotation = "delta"  # "delta": axis-angle deltas on the HMR rotations; "matrix": reference
@@ -78,6 +80,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.reference_compat = True
         c.use_clip_focal_init = False
         c.prior = ml_collections.ConfigDict(dict(orient=1.0, transl=1.0, pose=1.0, betas=1.0))
+        c.lr_scale.pose = 1.0
         c.rotation = "matrix"
         c.focal_update = "per_image"
         c.smooth_gap = "image"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from experiments.configs import josh3r, synthetic
+from experiments.configs import josh, josh3r, synthetic
 
 
 def training_config(preset: str) -> ml_collections.ConfigDict:
@@ -49,6 +49,8 @@ def data_config(preset: str) -> ml_collections.ConfigDict:
     # The synthetic clips' generator config (josh_jax.synthetic.generate_clip); its body must be
     # the training body (`training.body_model_path`; both default to the built-in mannequin).
     d.clip = synthetic.get_config("tiny" if preset.startswith("tiny") else "reference_like")
+    # The JOSH optimizer config used by source="synthetic_josh" (pseudo-labels from JOSH).
+    d.josh = josh.get_config("fast" if preset.startswith("tiny") else "default")
     d.min_gap = 3
     d.max_gap = 15  # every pair with 3 <= gap <= 15 video frames; 0 -> the reference chain only
     d.view2_depth_frame = "cam2"
@@ -66,3 +68,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data = data_config(arg)
     config.lock()
     return config
+
+
+def with_training_defaults(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Adds the `training` / `data` sections of the same preset to a model-only config (as made
+    by `josh3r.py`); a config that has both is returned unchanged."""
+    if "training" in config and "data" in config:
+        return config
+    full = get_config(config.get("preset", "tiny"))
+    full.unlock()
+    full.model = config.model
+    if "image_size" in config:
+        full.image_size = config.image_size
+    full.lock()
+    return full
