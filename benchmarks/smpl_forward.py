@@ -177,6 +177,7 @@ def main(argv):
     fd, tmp = tempfile.mkstemp(suffix=".json", dir=_OUT_DIR.value)
     with os.fdopen(fd, "w") as f:
         json.dump(result, f, indent=2)
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600
     os.replace(tmp, path)
     print(json.dumps(figures, indent=2))
     print(f"wrote {path}")

@@ -257,6 +257,7 @@ def save_model_npz(model: BodyModel, path: str) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **to_arrays(model))
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; give the usual permissions of a new file
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

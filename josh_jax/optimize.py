@@ -169,10 +169,16 @@ def camera_forward(params: Params, problem: Problem, config):
       (T_world_cam float[N, 4, 4], focal [], sigma_g float[N]: g * sigma_i, the depth scale).
     """
     f = focal_of(params, problem)
-    q = params.cam_quat / jnp.maximum(jnp.linalg.norm(params.cam_quat, axis=-1, keepdims=True),
-                                       1e-12)
+    q, tr = params.cam_quat, params.cam_trans
+    if config.get("fix_root_camera", False):
+        # The losses are invariant to a global rigid motion: freezing the root's pose removes
+        # that gauge (the reference lets it drift with rounding noise).
+        root = (problem.chain_parent < 0)[:, None]
+        q = jnp.where(root, jax.lax.stop_gradient(q), q)
+        tr = jnp.where(root, jax.lax.stop_gradient(tr), tr)
+    q = q / jnp.maximum(jnp.linalg.norm(q, axis=-1, keepdims=True), 1e-12)
     R_rel = geometry.quat_to_matrix(q)
-    Rw, tw = _compose_chain(R_rel, params.cam_trans, problem.chain_parent)
+    Rw, tw = _compose_chain(R_rel, tr, problem.chain_parent)
     sigma = jnp.exp(params.cam_log_size)
     has_humans = jnp.any(problem.smpl_valid)
     min_sigma = jnp.min(jnp.where(problem.frame_valid, sigma, jnp.inf))

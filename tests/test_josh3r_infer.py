@@ -191,3 +191,32 @@ def test_random_tiny_josh3r_runs_on_a_clip(body, clip_gt):
     forward2 = forward.with_model(model2)  # same compiled program, other weights
     result2 = infer.infer_clip(model2, clip, body, cfg, forward=forward2)
     assert np.abs(np.asarray(result2.T_world_cam) - np.asarray(result.T_world_cam)).max() > 1e-4
+
+
+def test_pseudo_labels_from_a_result_match_the_ground_truth_labels(body, clip_gt):
+    """A Result built from the true keyframe quantities gives the ground-truth labels back.
+
+    (The JOSH optimizer's own Results go through the same `frames_from_result`; running the
+    optimizer here would take minutes, see docs/josh3r_training.md for that measurement.)
+    """
+    from josh_jax import result as result_lib
+
+    clip, gt = clip_gt
+    H, W = clip.image_size
+    f = float(gt.gt_focal)
+    K = np.array([[f, 0, W / 2], [0, f, H / 2], [0, 0, 1]], np.float32)
+    result = result_lib.assemble_result(
+        keyframe_index=clip.frame_index, T_world_cam_key=gt.gt_T_world_cam, K=K,
+        depth_key=gt.gt_depth, conf_key=np.ones_like(gt.gt_depth), scene_mask_key=None,
+        images=clip.images, smpl_global_orient_cam=clip.smpl_global_orient,
+        smpl_body_pose=clip.smpl_body_pose, smpl_betas=clip.smpl_betas,
+        smpl_transl_cam=clip.smpl_transl, smpl_valid=clip.smpl_valid, body_model=body)
+    ds_r = data_lib.make_pair_dataset([data_lib.frames_from_result(result, clip, body)], body)
+    ds_g = data_lib.make_pair_dataset([data_lib.frames_from_synthetic(clip, gt, body)], body)
+    np.testing.assert_array_equal(ds_r.pair_frames, ds_g.pair_frames)
+    for k in ("trans", "rot", "trans1", "trans2", "rot1", "rot2", "pose", "beta"):
+        np.testing.assert_allclose(ds_r.labels[k], ds_g.labels[k], atol=2e-4, err_msg=k)
+    np.testing.assert_allclose(ds_r.labels["depth_points"], ds_g.labels["depth_points"],
+                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(ds_r.labels["depth_mask"], ds_g.labels["depth_mask"])
+    np.testing.assert_allclose(ds_r.bbox, ds_g.bbox, atol=1e-2)

@@ -64,6 +64,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # parameter by ~lr per step whatever its gradient, so the body rotations and betas (whose
     # gradients are tiny) get a smaller step than the cameras and translations.
     c.lr_scale = ml_collections.ConfigDict(dict(camera=1.0, focal=1.0, transl=1.0, pose=0.1))
+    c.fix_root_camera = True  # freeze the spanning-tree root's pose (global gauge)
     c.optimize_focal = True
     c.optimize_smpl = True
     c.rotation = "delta"  # "delta": axis-angle deltas on the HMR rotations; "matrix": reference
@@ -81,6 +82,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.use_clip_focal_init = False
         c.prior = ml_collections.ConfigDict(dict(orient=1.0, transl=1.0, pose=1.0, betas=1.0))
         c.lr_scale.pose = 1.0
+        c.fix_root_camera = False
         c.rotation = "matrix"
         c.focal_update = "per_image"
         c.smooth_gap = "image"
