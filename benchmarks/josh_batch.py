@@ -147,7 +147,8 @@ def main(argv):
         "name": "josh_batch",
         "device": device,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": "python -m benchmarks.josh_batch " + " ".join(sys.argv[1:]),
+        "command": (f"XLA_FLAGS={os.environ['XLA_FLAGS']} " if os.environ.get("XLA_FLAGS") else "")
+        + "python -m benchmarks.josh_batch " + " ".join(sys.argv[1:]),
         "figures": figures,
         "sweep_per_clip": {f"{k:g}": v for k, v in sweep.items()},
         "config": json.loads(config.to_json()),

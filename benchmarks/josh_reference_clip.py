@@ -53,6 +53,10 @@ def reference_figures(path: str) -> dict[str, float]:
     m, t = ref["metrics"], ref["timing"]
     return {
         "reference_run_s": float(t["sparse_scene_optimizer_s"]),
+        # CPU seconds of the reference's two stages (wall x cores used, measured on an idle
+        # machine: other processes used ~0.02-0.06 cores).
+        "reference_run_cpu_s": sum(float(st["wall_s"]) * float(st["own_cpu_cores"])
+                                   for st in t["stages"].values()),
         "reference_ms_per_iter_stage1": float(t["stages"]["coarse"]["per_iter_ms_mean"]),
         "reference_ms_per_iter_stage2": float(t["stages"]["fine"]["per_iter_ms_mean"]),
         "reference_peak_rss_mb": float(t["peak_rss_optimizer_mb"]),
@@ -90,12 +94,18 @@ def main(argv):
     t = time.perf_counter()
     compiled = fn.lower(problem).compile()
     compile_s = time.perf_counter() - t
-    t = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    t, cpu = time.perf_counter(), time.process_time()
     solution = jax.block_until_ready(compiled(problem))
     run_s = time.perf_counter() - t
+    run_cpu_s = time.process_time() - cpu
 
     it1, it2 = int(config.stage1.iters), int(config.stage2.iters)
-    figures = {"prepare_s": prepare_s, "compile_s": compile_s, "run_s": run_s}
+    # CPU seconds used by this process during the run: on a shared machine (other processes
+    # competing for the cores) wall time overstates the cost, CPU time much less so.
+    figures = {"prepare_s": prepare_s, "compile_s": compile_s, "run_s": run_s,
+               "run_cpu_s": run_cpu_s, "run_own_cpu_cores": run_cpu_s / run_s,
+               "load_average_1min_before_run": load_before}
     if _STAGE_SPLIT.value and it1 > 0:
         c1 = config.copy_and_resolve_references()
         c1.unlock()

@@ -41,9 +41,15 @@ class CanonicalViews:
     subsample: int
 
 
-def canonical_views(pointmaps: np.ndarray, confidence: np.ndarray,
-                    human_mask: np.ndarray | None = None, *, subsample: int = 8,
-                    conf_offset: float = 0.999, conf_thres: float = 0.1) -> CanonicalViews:
+def canonical_views(
+    pointmaps: np.ndarray,
+    confidence: np.ndarray,
+    human_mask: np.ndarray | None = None,
+    *,
+    subsample: int = 8,
+    conf_offset: float = 0.999,
+    conf_thres: float = 0.1,
+) -> CanonicalViews:
     """Canonical views from single (Pi3-style) camera-frame pointmaps.
 
     With one pointmap per image the reference's confidence-weighted "avg-angle" average over pairs
@@ -65,8 +71,9 @@ def canonical_views(pointmaps: np.ndarray, confidence: np.ndarray,
     T, H, W, _ = pts.shape
     s = int(subsample)
     if H % s or W % s:
-        raise ValueError(f"canonical_views: image size (H={H}, W={W}) must be a multiple of the "
-                         f"anchor step {s}")
+        raise ValueError(
+            f"canonical_views: image size (H={H}, W={W}) must be a multiple of the anchor step {s}"
+        )
     H2, W2 = H // s, W // s
     c = s // 2
     z = pts[..., 2]
@@ -74,8 +81,8 @@ def canonical_views(pointmaps: np.ndarray, confidence: np.ndarray,
     # Block view [T, H2, s, W2, s]; centre of each block at (c, c).
     zb = z.reshape(T, H2, s, W2, s)
     xyb = xy.reshape(T, H2, s, W2, s, 2)
-    zc = np.maximum(zb[:, :, c:c + 1, :, c:c + 1], np.float32(1e-8))
-    xyc = xyb[:, :, c:c + 1, :, c:c + 1]
+    zc = np.maximum(zb[:, :, c : c + 1, :, c : c + 1], np.float32(1e-8))
+    xyc = xyb[:, :, c : c + 1, :, c : c + 1]
     r = np.maximum(np.linalg.norm(xyb - xyc, axis=-1), np.float32(1e-8)).astype(np.float32)
     ang = np.arctan((zb - zc) / r).astype(np.float32)
     canon2 = (np.float32(1.0) + r * np.tan(ang) / zc).astype(np.float32).reshape(T, H, W)
@@ -85,12 +92,24 @@ def canonical_views(pointmaps: np.ndarray, confidence: np.ndarray,
         scene_mask = scene_mask & ~np.asarray(human_mask, bool)
     core_depth = z[:, c::s, c::s].reshape(T, H2 * W2).astype(np.float32)
     core_canon2 = canon2[:, c::s, c::s].reshape(T, H2 * W2)
-    return CanonicalViews(canon2=canon2, cconf=cconf, scene_mask=scene_mask,
-                          core_depth=core_depth, core_canon2=core_canon2, subsample=s)
+    return CanonicalViews(
+        canon2=canon2,
+        cconf=cconf,
+        scene_mask=scene_mask,
+        core_depth=core_depth,
+        core_canon2=core_canon2,
+        subsample=s,
+    )
 
 
-def weiszfeld_focal(pointmap: np.ndarray, pp: tuple[float, float] | None = None, *,
-                    min_focal: float = 0.5, max_focal: float = 3.5, iters: int = 10) -> float:
+def weiszfeld_focal(
+    pointmap: np.ndarray,
+    pp: tuple[float, float] | None = None,
+    *,
+    min_focal: float = 0.5,
+    max_focal: float = 3.5,
+    iters: int = 10,
+) -> float:
     """Focal of a camera-frame pointmap, DUSt3R `estimate_focal_knowing_depth(..., 'weiszfeld')`.
 
     f0 = mean<p, u> / mean|p|^2 with p = (X/Z, Y/Z) and u = pixel - pp, then 10 IRLS steps with
@@ -124,7 +143,9 @@ def weiszfeld_focal(pointmap: np.ndarray, pp: tuple[float, float] | None = None,
     return float(np.clip(f, min_focal * base, max_focal * base))
 
 
-def anchor_offsets(views: CanonicalViews, image: int, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def anchor_offsets(
+    views: CanonicalViews, image: int, xy: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Anchor index and block-relative depth offset of integer pixels (spec A.5).
 
     Args:
@@ -145,15 +166,17 @@ def anchor_offsets(views: CanonicalViews, image: int, xy: np.ndarray) -> tuple[n
 
 
 def _bfs_ranks(tree: scipy.sparse.csr_array, start: int) -> np.ndarray:
-    order = scipy.sparse.csgraph.breadth_first_order(tree, start, directed=False,
-                                                     return_predecessors=False)
+    order = scipy.sparse.csgraph.breadth_first_order(
+        tree, start, directed=False, return_predecessors=False
+    )
     ranks = np.full(tree.shape[0], -1, np.int64)
     ranks[order] = np.arange(len(order))
     return ranks
 
 
-def max_spanning_tree(num_images: int, pairs: np.ndarray,
-                      scores: np.ndarray) -> tuple[int, np.ndarray]:
+def max_spanning_tree(
+    num_images: int, pairs: np.ndarray, scores: np.ndarray
+) -> tuple[int, np.ndarray]:
     """Maximum spanning tree of pair scores with MASt3R-SfM's root and BFS edge order.
 
     scipy's minimum spanning tree of -S; the root is argmax min(r1, r2) of BFS ranks from the two
@@ -171,19 +194,22 @@ def max_spanning_tree(num_images: int, pairs: np.ndarray,
         ValueError: if the match graph is disconnected (naming the unreachable images).
     """
     S = np.zeros((num_images, num_images), np.float64)
-    for (i, j), sc in zip(np.asarray(pairs), np.asarray(scores, np.float64)):
+    for (i, j), sc in zip(np.asarray(pairs), np.asarray(scores, np.float64), strict=True):
         if i != j and sc > 0:
             S[i, j] = S[j, i] = max(S[i, j], sc)
     msp = scipy.sparse.csgraph.minimum_spanning_tree(scipy.sparse.csr_array(-S))
     ranks = _bfs_ranks(msp, 0)
     if np.any(ranks < 0):
         missing = np.nonzero(ranks < 0)[0].tolist()
-        raise ValueError(f"max_spanning_tree: the match graph is disconnected; images {missing} "
-                         f"share no match with image 0")
+        raise ValueError(
+            f"max_spanning_tree: the match graph is disconnected; images {missing} "
+            f"share no match with image 0"
+        )
     r2 = _bfs_ranks(msp, int(np.argmax(ranks)))
     r1 = _bfs_ranks(msp, int(np.argmax(r2)))
     root = int(np.argmax(np.minimum(r1, r2)))
-    order, pred = scipy.sparse.csgraph.breadth_first_order(msp, root, directed=False,
-                                                           return_predecessors=True)
+    order, pred = scipy.sparse.csgraph.breadth_first_order(
+        msp, root, directed=False, return_predecessors=True
+    )
     edges = np.array([(pred[i], i) for i in order[1:]], np.int32).reshape(-1, 2)
     return root, edges

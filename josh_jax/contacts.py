@@ -63,11 +63,21 @@ def _nearest_true_pixel(mask: np.ndarray, coords: np.ndarray, py: float, px: flo
     return int(coords[k, 0]), int(coords[k, 1])
 
 
-def build_contacts(verts_cam: np.ndarray, joints_reg: np.ndarray, contact: np.ndarray,
-                   frames: np.ndarray, views: CanonicalViews, depth: np.ndarray, focal: float,
-                   pp: tuple[float, float], *, joint_radius: float = 0.05,
-                   contact_thres: float = 0.5, depth_filter_ratio: float = 1.01,
-                   reference_compat: bool = False) -> TrackContacts:
+def build_contacts(
+    verts_cam: np.ndarray,
+    joints_reg: np.ndarray,
+    contact: np.ndarray,
+    frames: np.ndarray,
+    views: CanonicalViews,
+    depth: np.ndarray,
+    focal: float,
+    pp: tuple[float, float],
+    *,
+    joint_radius: float = 0.05,
+    contact_thres: float = 0.5,
+    depth_filter_ratio: float = 1.01,
+    reference_compat: bool = False,
+) -> TrackContacts:
     """Contact-scale entries and static pairs of one track.
 
     Args:
@@ -109,7 +119,7 @@ def build_contacts(verts_cam: np.ndarray, joints_reg: np.ndarray, contact: np.nd
             d2 = np.sum((joints_reg[row][:, None, :] - P[None]) ** 2, -1)  # [24, K]
             k = np.argmin(d2, axis=1)
             close = np.sqrt(d2[np.arange(d2.shape[0]), k]) < joint_radius
-            kept = [int(ids[kk]) for kk, c in zip(k, close) if c]
+            kept = [int(ids[kk]) for kk, c in zip(k, close, strict=True) if c]
         if not reference_compat:
             kept = list(dict.fromkeys(kept))  # one entry per vertex
         if not kept:
@@ -129,9 +139,9 @@ def build_contacts(verts_cam: np.ndarray, joints_reg: np.ndarray, contact: np.nd
         coords = coords_cache[img]
         # The reference's counter indexes the track's frame list; map it to a keyframe slot.
         slot = int(frames[min(smpl_idx, len(frames) - 1)]) if reference_compat else img
-        prev = (int(frames[max(smpl_idx - 1, 0)]) if reference_compat else prev_slot)
+        prev = int(frames[max(smpl_idx - 1, 0)]) if reference_compat else prev_slot
         cur_ids = []
-        for vid, uu, vv, zz in zip(kept, u, v, X[:, 2]):
+        for vid, uu, vv, zz in zip(kept, u, v, X[:, 2], strict=True):
             cur_ids.append(vid)
             if vid in last_ids:
                 st_frame.append(slot)
@@ -174,10 +184,15 @@ def build_contacts(verts_cam: np.ndarray, joints_reg: np.ndarray, contact: np.nd
         prev_slot = img
         smpl_idx += 1
     return TrackContacts(
-        image=np.asarray(ent["image"], np.int32), frame=np.asarray(ent["frame"], np.int32),
-        anchor=np.asarray(ent["anchor"], np.int32), offset=np.asarray(ent["offset"], np.float32),
-        conf=np.asarray(ent["conf"], np.float32), vertex=np.asarray(ent["vertex"], np.int32),
+        image=np.asarray(ent["image"], np.int32),
+        frame=np.asarray(ent["frame"], np.int32),
+        anchor=np.asarray(ent["anchor"], np.int32),
+        offset=np.asarray(ent["offset"], np.float32),
+        conf=np.asarray(ent["conf"], np.float32),
+        vertex=np.asarray(ent["vertex"], np.int32),
         pixel=np.asarray(ent["pixel"], np.int32).reshape(-1, 2),
-        static_frame=np.asarray(st_frame, np.int32), static_prev=np.asarray(st_prev, np.int32),
-        static_vertex=np.asarray(st_vertex, np.int32), num_candidates=num_candidates)
-
+        static_frame=np.asarray(st_frame, np.int32),
+        static_prev=np.asarray(st_prev, np.int32),
+        static_vertex=np.asarray(st_vertex, np.int32),
+        num_candidates=num_candidates,
+    )

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -190,7 +189,7 @@ def camera_forward(params: Params, problem: Problem, config):
 
 
 def _scene_depth(problem: Problem, img, d_anchor, offset, f, sg, compensate=True):
-    """Depth of a pixel with anchor depth d and offset o: g s (m (f/f0 - 1) + d) (1 + (o-1) f0/f)."""
+    """Pixel depth from anchor depth d, offset o: g s (m (f/f0 - 1) + d) (1 + (o-1) f0/f)."""
     m = problem.median_depth[img]
     f0 = problem.base_focal[img]
     ratio = f / f0
@@ -207,8 +206,9 @@ def _side_points_world(problem: Problem, side: int, T_world_cam, f, sg):
     3x3 products), so XLA fuses the whole chain into one pass over the match arrays.
     """
     img = problem.pair_index[:, side]
-    z = _scene_depth(problem, img[:, None], problem.match_depth[side],
-                     problem.match_offset[side], f, sg)
+    z = _scene_depth(
+        problem, img[:, None], problem.match_depth[side], problem.match_offset[side], f, sg
+    )
     xc = z * (problem.match_uv[2 * side] - problem.pp[0]) / f
     yc = z * (problem.match_uv[2 * side + 1] - problem.pp[1]) / f
     T = T_world_cam[img]  # [E, 4, 4]
@@ -251,9 +251,13 @@ def stage1_points(problem: Problem, f):
         img = problem.pair_index[:, side][:, None]
         ratio = f / problem.base_focal[img]
         z = (problem.median_depth[img] * (ratio - 1.0) + problem.match_depth[side]) * (
-            1.0 + (problem.match_offset[side] - 1.0) / ratio)
-        rows += [z * (problem.match_uv[2 * side] - problem.pp[0]) / f,
-                 z * (problem.match_uv[2 * side + 1] - problem.pp[1]) / f, z]
+            1.0 + (problem.match_offset[side] - 1.0) / ratio
+        )
+        rows += [
+            z * (problem.match_uv[2 * side] - problem.pp[0]) / f,
+            z * (problem.match_uv[2 * side + 1] - problem.pp[1]) / f,
+            z,
+        ]
     return jnp.stack(rows, 1)
 
 
@@ -280,15 +284,23 @@ def _camera_coeffs(problem: Problem, img, f, sg):
     """float[E, 3, 12]: x_cam = C @ features for images `img` (see `stage2_features`)."""
     s = f / problem.base_focal[img]
     m = problem.median_depth[img]
-    a = sg[img][:, None] * jnp.stack([m * (s - 1.0), jnp.ones_like(m), m * (s - 1.0) / s, 1.0 / s],
-                                     1)  # [E, 4]
+    a = sg[img][:, None] * jnp.stack(
+        [m * (s - 1.0), jnp.ones_like(m), m * (s - 1.0) / s, 1.0 / s], 1
+    )  # [E, 4]
     z4 = jnp.zeros_like(a)
-    return jnp.stack([jnp.concatenate([a / f, z4, z4], 1), jnp.concatenate([z4, a / f, z4], 1),
-                      jnp.concatenate([z4, z4, a], 1)], 1)
+    return jnp.stack(
+        [
+            jnp.concatenate([a / f, z4, z4], 1),
+            jnp.concatenate([z4, a / f, z4], 1),
+            jnp.concatenate([z4, z4, a], 1),
+        ],
+        1,
+    )
 
 
-def pair_loss(problem: Problem, config, stage: int, T_world_cam, f, sg, points1=None,
-              features2=None):
+def pair_loss(
+    problem: Problem, config, stage: int, T_world_cam, f, sg, points1=None, features2=None
+):
     """Stage 1: L_3d (rho_1.1 of 3D match distances); stage 2: L_2d (rho_0.4 of reprojection
     errors in both images of every pair). Same values as `losses.match_3d_loss` /
     `losses.reprojection_loss` on the stacked points (tested), computed on component arrays.
@@ -315,8 +327,12 @@ def pair_loss(problem: Problem, config, stage: int, T_world_cam, f, sg, points1=
     def seen_by(src, dst, feats):
         # y = K (R_dst^T (R_src C_src psi + t_src - t_dst)): one [3, 12] x [12, M] per pair.
         P = jnp.einsum("ij,ejk->eik", K, T_cw[dst][:, :3, :])  # [E, 3, 4]
-        G = jnp.einsum("eij,ejk,ekl->eil", P[:, :, :3], T_world_cam[src][:, :3, :3],
-                       _camera_coeffs(problem, src, f, sg))
+        G = jnp.einsum(
+            "eij,ejk,ekl->eil",
+            P[:, :, :3],
+            T_world_cam[src][:, :3, :3],
+            _camera_coeffs(problem, src, f, sg),
+        )
         h = jnp.einsum("eij,ej->ei", P[:, :, :3], T_world_cam[src][:, :3, 3]) + P[:, :, 3]
         y = jnp.einsum("eik,ekm->eim", G, feats) + h[:, :, None]
         zc = jnp.maximum(y[:, 2], 1e-3)
@@ -369,8 +385,7 @@ def _apply(T, x):
     return jnp.einsum("...ij,...j->...i", T[..., :3, :3], x) + T[..., :3, 3]
 
 
-def loss_terms(params: Params, problem: Problem, config, stage: int, points1=None,
-               features2=None):
+def loss_terms(params: Params, problem: Problem, config, stage: int, points1=None, features2=None):
     """All loss terms of one clip (`points1`, `features2`: optional per-stage caches of
     constants, see `pair_loss`).
 
@@ -399,17 +414,28 @@ def loss_terms(params: Params, problem: Problem, config, stage: int, points1=Non
             vz = vz * f / problem.focal_init
         return losses.contact_scale_loss(scene, vz, c, gh)
 
-    L_scale = jax.vmap(scale_one)(verts, problem.contact_image, problem.contact_frame,
-                                  problem.contact_vertex, problem.contact_depth,
-                                  problem.contact_offset, problem.contact_conf)
+    L_scale = jax.vmap(scale_one)(
+        verts,
+        problem.contact_image,
+        problem.contact_frame,
+        problem.contact_vertex,
+        problem.contact_depth,
+        problem.contact_offset,
+        problem.contact_conf,
+    )
 
     def static_one(v, fr, prev, vid, w):
         now = _apply(T_wc[fr], v[fr, vid])
         before = _apply(T_wc[prev], v[prev, vid])
         return losses.contact_static_loss(now, before, w, gh)
 
-    L_static = jax.vmap(static_one)(verts, problem.static_frame, problem.static_prev,
-                                    problem.static_vertex, problem.static_weight)
+    L_static = jax.vmap(static_one)(
+        verts,
+        problem.static_frame,
+        problem.static_prev,
+        problem.static_vertex,
+        problem.static_weight,
+    )
 
     if config.smooth_gap == "image":
         gaps = jnp.arange(problem.frame_valid.shape[0], dtype=jnp.float32)
@@ -436,21 +462,34 @@ def loss_terms(params: Params, problem: Problem, config, stage: int, points1=Non
 
     def prior_one(root, pose, tr, betas, r0, p0, t0, b0, valid):
         return losses.prior_loss(
-            dict(orient=root, transl=tr, pose=pose), dict(orient=r0, transl=t0, pose=p0), valid,
-            dict(betas=betas), dict(betas=b0), gh,
-            weights=dict(orient=pw.orient, transl=pw.transl, pose=pw.pose, betas=pw.betas))
+            dict(orient=root, transl=tr, pose=pose),
+            dict(orient=r0, transl=t0, pose=p0),
+            valid,
+            dict(betas=betas),
+            dict(betas=b0),
+            gh,
+            weights=dict(orient=pw.orient, transl=pw.transl, pose=pw.pose, betas=pw.betas),
+        )
 
-    L_prior = jax.vmap(prior_one)(params.root_rot, params.body_pose, params.transl, params.betas,
-                                  root0, pose0, problem.init_transl, problem.init_betas,
-                                  problem.smpl_valid)
+    L_prior = jax.vmap(prior_one)(
+        params.root_rot,
+        params.body_pose,
+        params.transl,
+        params.betas,
+        root0,
+        pose0,
+        problem.init_transl,
+        problem.init_betas,
+        problem.smpl_valid,
+    )
     # Per-track values are combined as sum_t n_t L_t / sum_t n_t (0 without SMPL frames).
     mean = functools.partial(losses.track_weighted_mean, num_frames=n_t)
-    scale, static, prior, smooth = (mean(L_scale), mean(L_static), mean(L_prior),
-                                    mean(L_smooth))
+    scale, static, prior, smooth = (mean(L_scale), mean(L_static), mean(L_prior), mean(L_smooth))
     w = config.weights
     total = pair + w.scale * scale + w.static * static + w.prior * prior + w.smooth * smooth
-    return total, jnp.stack([total, pair, w.scale * scale, w.static * static, w.prior * prior,
-                             w.smooth * smooth])
+    return total, jnp.stack(
+        [total, pair, w.scale * scale, w.static * static, w.prior * prior, w.smooth * smooth]
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -485,15 +524,17 @@ def _repeated_adam(lr_schedule, repeats, b1=0.9, b2=0.9, eps=1e-8):
             c1 = 1 - b1 ** count1.astype(jnp.float32)
             c2 = 1 - b2 ** count1.astype(jnp.float32)
             step = jax.tree_util.tree_map(
-                lambda m_, v_: -lr * (m_ / c1) / (jnp.sqrt(v_ / c2) + eps), m1, v1)
+                lambda m_, v_: -lr * (m_ / c1) / (jnp.sqrt(v_ / c2) + eps), m1, v1
+            )
             sel = lambda a, b: jax.tree_util.tree_map(lambda x, y: jnp.where(active, x, y), a, b)
             upd1 = jax.tree_util.tree_map(jnp.add, upd, step)
             return (sel(m1, m), sel(v1, v), jnp.where(active, count1, count), sel(upd1, upd))
 
         zeros = jax.tree_util.tree_map(jnp.zeros_like, grads)
         max_rep = 64
-        m, v, count, upd = jax.lax.fori_loop(0, max_rep, body,
-                                             (state["m"], state["v"], state["count"], zeros))
+        m, v, count, upd = jax.lax.fori_loop(
+            0, max_rep, body, (state["m"], state["v"], state["count"], zeros)
+        )
         return upd, dict(m=m, v=v, count=count, it=state["it"] + 1)
 
     return optax.GradientTransformation(init, update)
@@ -503,8 +544,16 @@ def _labels(params: Params, stage: int, config):
     focal = "focal" if (stage == 2 and config.optimize_focal) else "frozen"
     pose = "pose" if config.optimize_smpl else "frozen"
     transl = "transl" if config.optimize_smpl else "frozen"
-    return Params(cam_quat="camera", cam_trans="camera", cam_log_size="camera", log_focal=focal,
-                  root_rot=pose, body_pose=pose, transl=transl, betas=pose)
+    return Params(
+        cam_quat="camera",
+        cam_trans="camera",
+        cam_log_size="camera",
+        log_focal=focal,
+        root_rot=pose,
+        body_pose=pose,
+        transl=transl,
+        betas=pose,
+    )
 
 
 def _make_tx(problem: Problem, config, stage: int, params: Params):
@@ -513,18 +562,24 @@ def _make_tx(problem: Problem, config, stage: int, params: Params):
 
     def adam(scale):
         sched = optax.cosine_decay_schedule(sc.lr * scale, iters)
-        return optax.chain(optax.scale_by_adam(b1=0.9, b2=0.9, eps=1e-8),
-                           optax.scale_by_learning_rate(sched))
+        return optax.chain(
+            optax.scale_by_adam(b1=0.9, b2=0.9, eps=1e-8), optax.scale_by_learning_rate(sched)
+        )
 
     if config.focal_update == "per_image":
         n_img = jnp.sum(problem.frame_valid).astype(jnp.int32)
-        focal_tx = _repeated_adam(optax.cosine_decay_schedule(sc.lr * config.lr_scale.focal, iters),
-                                  n_img)
+        focal_tx = _repeated_adam(
+            optax.cosine_decay_schedule(sc.lr * config.lr_scale.focal, iters), n_img
+        )
     else:
         focal_tx = adam(config.lr_scale.focal)
-    txs = dict(camera=adam(config.lr_scale.camera), focal=focal_tx,
-               pose=adam(config.lr_scale.pose), transl=adam(config.lr_scale.transl),
-               frozen=optax.set_to_zero())
+    txs = dict(
+        camera=adam(config.lr_scale.camera),
+        focal=focal_tx,
+        pose=adam(config.lr_scale.pose),
+        transl=adam(config.lr_scale.transl),
+        frozen=optax.set_to_zero(),
+    )
     return optax.multi_transform(txs, _labels(params, stage, config))
 
 
@@ -544,7 +599,8 @@ def _run_stage(params: Params, problem: Problem, config, stage: int, ok):
     points1 = stage1_points(problem, focal_of(params, problem)) if stage == 1 else None
     features2 = stage2_features(problem) if stage == 2 else None
     grad_fn = jax.value_and_grad(
-        lambda p: loss_terms(p, problem, config, stage, points1, features2), has_aux=True)
+        lambda p: loss_terms(p, problem, config, stage, points1, features2), has_aux=True
+    )
 
     def step(carry, _):
         p, s, ok, n = carry
@@ -553,13 +609,15 @@ def _run_stage(params: Params, problem: Problem, config, stage: int, ok):
         p_new = optax.apply_updates(p, upd)
         q = p_new.cam_quat
         p_new = dataclasses.replace(
-            p_new, cam_quat=q / jnp.maximum(jnp.linalg.norm(q, axis=-1, keepdims=True), 1e-12))
+            p_new, cam_quat=q / jnp.maximum(jnp.linalg.norm(q, axis=-1, keepdims=True), 1e-12)
+        )
         good = ok & jnp.isfinite(loss) & _all_finite(p_new)
         sel = lambda a, b: jax.tree_util.tree_map(lambda x, y: jnp.where(good, x, y), a, b)
         return (sel(p_new, p), sel(s_new, s), good, n + good.astype(jnp.int32)), terms
 
-    (params, _, ok, n), curve = jax.lax.scan(step, (params, opt_state, ok, jnp.zeros((), jnp.int32)),
-                                             None, length=iters)
+    (params, _, ok, n), curve = jax.lax.scan(
+        step, (params, opt_state, ok, jnp.zeros((), jnp.int32)), None, length=iters
+    )
     return params, curve, ok, n
 
 
@@ -580,14 +638,30 @@ def optimize(problem: Problem, config) -> Solution:
     _, final = loss_terms(params, problem, config, 2)
     T_wc, f, sg = camera_forward(params, problem, config)
     R_root, R_body = human_rotations(params, problem, config)
-    anchor_depth = _scene_depth(problem, jnp.arange(problem.frame_valid.shape[0])[:, None],
-                                problem.core_depth, jnp.ones_like(problem.core_depth), f, sg)
+    anchor_depth = _scene_depth(
+        problem,
+        jnp.arange(problem.frame_valid.shape[0])[:, None],
+        problem.core_depth,
+        jnp.ones_like(problem.core_depth),
+        f,
+        sg,
+    )
     return Solution(
-        params=params, T_world_cam=T_wc, focal=f, anchor_depth=anchor_depth,
-        smpl_global_orient=R_root, smpl_body_pose=R_body,
-        smpl_transl=effective_transl(params, problem, config, f), smpl_betas=params.betas,
-        smpl_valid=problem.smpl_valid, curve_stage1=c1, curve_stage2=c2, final_terms=final,
-        nan=~ok, iters_run=jnp.stack([n1, n2]))
+        params=params,
+        T_world_cam=T_wc,
+        focal=f,
+        anchor_depth=anchor_depth,
+        smpl_global_orient=R_root,
+        smpl_body_pose=R_body,
+        smpl_transl=effective_transl(params, problem, config, f),
+        smpl_betas=params.betas,
+        smpl_valid=problem.smpl_valid,
+        curve_stage1=c1,
+        curve_stage2=c2,
+        final_terms=final,
+        nan=~ok,
+        iters_run=jnp.stack([n1, n2]),
+    )
 
 
 _JIT_CACHE: dict = {}
@@ -617,8 +691,9 @@ def _batched(config, mesh):
 def make_clips_mesh(num_devices: int | None = None):
     """A 1-D ("clips",) mesh over the first `num_devices` devices (default: all)."""
     n = num_devices or jax.device_count()
-    return jax.make_mesh((n,), ("clips",), axis_types=(jax.sharding.AxisType.Auto,),
-                         devices=jax.devices()[:n])
+    return jax.make_mesh(
+        (n,), ("clips",), axis_types=(jax.sharding.AxisType.Auto,), devices=jax.devices()[:n]
+    )
 
 
 def optimize_many(problems: Problem, config, mesh=None) -> Solution:

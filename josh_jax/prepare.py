@@ -193,13 +193,20 @@ def subset_body_model(model, vertex_ids: np.ndarray):
     v_template = np.concatenate([vt[ids], Jreg @ vt], 0)
     shapedirs = np.concatenate([sd[ids], np.einsum("jv,vcs->jcs", Jreg, sd)], 0)
     posedirs = np.concatenate([pd, np.zeros((pd.shape[0], J * 3), np.float32)], 1)
-    J_regressor = np.concatenate([np.zeros((J, len(ids)), np.float32), np.eye(J, dtype=np.float32)], 1)
+    J_regressor = np.concatenate(
+        [np.zeros((J, len(ids)), np.float32), np.eye(J, dtype=np.float32)], 1
+    )
     w = np.asarray(model.lbs_weights, np.float32)
     lbs_weights = np.concatenate([w[ids], np.eye(J, dtype=np.float32)], 0)
     return dataclasses.replace(
-        model, v_template=jnp.asarray(v_template), shapedirs=jnp.asarray(shapedirs),
-        posedirs=jnp.asarray(posedirs), J_regressor=jnp.asarray(J_regressor),
-        lbs_weights=jnp.asarray(lbs_weights), faces=jnp.zeros((0, 3), jnp.int32))
+        model,
+        v_template=jnp.asarray(v_template),
+        shapedirs=jnp.asarray(shapedirs),
+        posedirs=jnp.asarray(posedirs),
+        J_regressor=jnp.asarray(J_regressor),
+        lbs_weights=jnp.asarray(lbs_weights),
+        faces=jnp.zeros((0, 3), jnp.int32),
+    )
 
 
 def _load_body_model(config):
@@ -217,8 +224,9 @@ def _smpl_forward_host(model, betas, orient, pose, transl):
         out = lbs(model, b, o, p, t)
         return out.vertices, regress_joints(model, out.vertices)
 
-    V, Jr = jax.jit(jax.vmap(one))(jnp.asarray(betas), jnp.asarray(orient), jnp.asarray(pose),
-                                  jnp.asarray(transl))
+    V, Jr = jax.jit(jax.vmap(one))(
+        jnp.asarray(betas), jnp.asarray(orient), jnp.asarray(pose), jnp.asarray(transl)
+    )
     return np.asarray(V), np.asarray(Jr)
 
 
@@ -262,8 +270,14 @@ def prepare(clip, config, body_model=None, *, return_info: bool = False):
     s = int(cfg.subsample)
     pp = (W / 2.0, H / 2.0)
     human_mask = None if compat else clip.human_mask
-    views = anchors_lib.canonical_views(clip.pointmaps, clip.confidence, human_mask, subsample=s,
-                                        conf_offset=cfg.conf_offset, conf_thres=cfg.conf_thres)
+    views = anchors_lib.canonical_views(
+        clip.pointmaps,
+        clip.confidence,
+        human_mask,
+        subsample=s,
+        conf_offset=cfg.conf_offset,
+        conf_thres=cfg.conf_thres,
+    )
     depth = np.asarray(clip.pointmaps[..., 2], np.float32)
 
     # --- focal initialisation (spec 1.5.10) ---
@@ -315,7 +329,7 @@ def prepare(clip, config, body_model=None, *, return_info: bool = False):
             img = int(pairs[e, side])
             pix = np.rint(xy[:, side]).astype(np.int64)
             a, off = anchors_lib.anchor_offsets(views, img, pix)
-            match_uv[2 * side:2 * side + 2, k, :n] = pix.T
+            match_uv[2 * side : 2 * side + 2, k, :n] = pix.T
             match_depth[side, k, :n] = views.core_depth[img, a]
             match_offset[side, k, :n] = off
         match_conf[k, :n] = c
@@ -325,7 +339,6 @@ def prepare(clip, config, body_model=None, *, return_info: bool = False):
     for a, b in edges:
         chain_parent[b] = a
     med = np.median(views.core_depth, axis=1).astype(np.float32)
-    A = views.core_depth.shape[1]
 
     # --- humans ---
     P_clip = int(clip.smpl_transl.shape[0])
@@ -357,29 +370,61 @@ def prepare(clip, config, body_model=None, *, return_info: bool = False):
         init_betas[p] = np.asarray(clip.smpl_betas[p][v], np.float32).mean(0)[:B]
         # Contacts use the TRAM betas of each frame, like the reference's initial mesh.
         verts, jreg = _smpl_forward_host(
-            body_model, np.asarray(clip.smpl_betas[p][frames], np.float32)[:, :B],
-            init_orient[p, frames], init_pose[p, frames], init_transl[p, frames])
+            body_model,
+            np.asarray(clip.smpl_betas[p][frames], np.float32)[:, :B],
+            init_orient[p, frames],
+            init_pose[p, frames],
+            init_transl[p, frames],
+        )
         tc = contacts_lib.build_contacts(
-            verts, jreg, np.asarray(clip.contact[p][frames]), frames, views, depth, focal_init, pp,
-            joint_radius=cfg.contact_joint_radius, contact_thres=cfg.contact_thres,
-            depth_filter_ratio=cfg.depth_filter_ratio, reference_compat=compat)
+            verts,
+            jreg,
+            np.asarray(clip.contact[p][frames]),
+            frames,
+            views,
+            depth,
+            focal_init,
+            pp,
+            joint_radius=cfg.contact_joint_radius,
+            contact_thres=cfg.contact_thres,
+            depth_filter_ratio=cfg.depth_filter_ratio,
+            reference_compat=compat,
+        )
         track_contacts.append(tc)
-        logging.info("track %d: %d contact candidates -> %d scale entries, %d static pairs", p,
-                     tc.num_candidates, len(tc.conf), len(tc.static_vertex))
+        logging.info(
+            "track %d: %d contact candidates -> %d scale entries, %d static pairs",
+            p,
+            tc.num_candidates,
+            len(tc.conf),
+            len(tc.static_vertex),
+        )
         if len(tc.conf) == 0:
-            warnings.warn(f"prepare: track {p} has no contact-scale entry; its metric scale comes "
-                          f"only from the HMR translation prior", stacklevel=2)
+            warnings.warn(
+                f"prepare: track {p} has no contact-scale entry; its metric scale comes "
+                f"only from the HMR translation prior",
+                stacklevel=2,
+            )
 
-    used = sorted({int(x) for tc in track_contacts if tc is not None
-                   for x in np.concatenate([tc.vertex, tc.static_vertex])})
+    used = sorted(
+        {
+            int(x)
+            for tc in track_contacts
+            if tc is not None
+            for x in np.concatenate([tc.vertex, tc.static_vertex])
+        }
+    )
     U = bucket_size(len(used), cfg.buckets.vertices)
     vertex_ids = np.zeros(U, np.int32)
-    vertex_ids[:len(used)] = used
+    vertex_ids[: len(used)] = used
     lookup = {v: k for k, v in enumerate(used)}
-    C = bucket_size(max([len(tc.conf) for tc in track_contacts if tc is not None], default=1),
-                    cfg.buckets.contacts)
-    S = bucket_size(max([len(tc.static_vertex) for tc in track_contacts if tc is not None],
-                        default=1), cfg.buckets.static)
+    C = bucket_size(
+        max([len(tc.conf) for tc in track_contacts if tc is not None], default=1),
+        cfg.buckets.contacts,
+    )
+    S = bucket_size(
+        max([len(tc.static_vertex) for tc in track_contacts if tc is not None], default=1),
+        cfg.buckets.static,
+    )
     contact_image = np.zeros((P, C), np.int32)
     contact_frame = np.zeros((P, C), np.int32)
     contact_vertex = np.zeros((P, C), np.int32)
@@ -447,8 +492,15 @@ def prepare(clip, config, body_model=None, *, return_info: bool = False):
     )
     if not return_info:
         return problem
-    info = PrepareInfo(views=views, mst_root=root, mst_edges=edges, focal_init=focal_init,
-                       contacts=track_contacts, num_matches=n_kept, num_matches_total=n_total)
+    info = PrepareInfo(
+        views=views,
+        mst_root=root,
+        mst_edges=edges,
+        focal_init=focal_init,
+        contacts=track_contacts,
+        num_matches=n_kept,
+        num_matches_total=n_total,
+    )
     return problem, info
 
 
@@ -474,22 +526,26 @@ def stack_problems(problems: Sequence[Problem], pad_to: int | None = None) -> Pr
     for k, p in enumerate(problems[1:], 1):
         flat, tree = jax.tree_util.tree_flatten(p)
         if tree != tree0:
-            raise ValueError(f"stack_problems: problem {k} has a different structure or body "
-                             f"model statics than problem 0")
+            raise ValueError(
+                f"stack_problems: problem {k} has a different structure or body "
+                f"model statics than problem 0"
+            )
         for f in dataclasses.fields(Problem):
             a, b = getattr(ref, f.name), getattr(p, f.name)
             sa = jax.tree_util.tree_map(np.shape, a)
             sb = jax.tree_util.tree_map(np.shape, b)
             if sa != sb:
-                raise ValueError(f"stack_problems: field {f.name!r} of problem {k} has shape {sb}, "
-                                 f"expected {sa} (use the same buckets for every clip)")
+                raise ValueError(
+                    f"stack_problems: field {f.name!r} of problem {k} has shape {sb}, "
+                    f"expected {sa} (use the same buckets for every clip)"
+                )
     if pad_to is not None and pad_to > len(problems):
         problems = problems + [dummy_problem(ref)] * (pad_to - len(problems))
     return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *problems)
 
 
 def dummy_problem(problem: Problem) -> Problem:
-    """A fully masked copy of `problem` (padding clip for batches): no matches, people or contacts."""
+    """A fully masked copy of `problem` (a padding clip): no matches, people or contacts."""
     return dataclasses.replace(
         problem,
         match_conf=jnp.zeros_like(problem.match_conf),

@@ -107,13 +107,13 @@ def test_chaining_true_relative_motion_recovers_cameras(body, clip_gt, compat):
         assert err.max() < 2e-4, err
         assert rot_err < 2e-4
         # The world body is the true body (relative to the first camera).
-        joints_true = np.asarray(gt.gt_joints_world_all)[0] if gt.gt_joints_world_all is not None else None
-        if joints_true is not None:
-            T0_inv = np.linalg.inv(np.asarray(gt.gt_T_world_cam[0], np.float64))
-            jw = np.asarray(result.joints_world)[0][kp]
-            rows = np.searchsorted(np.asarray(gt.gt_frame_index), np.asarray(clip.frame_index))
-            jt = joints_true[rows] @ T0_inv[:3, :3].T + T0_inv[:3, 3]
-            np.testing.assert_allclose(jw, jt, atol=5e-4)
+        assert gt.gt_joints_world_all is not None
+        joints_true = np.asarray(gt.gt_joints_world_all)[0]
+        T0_inv = np.linalg.inv(np.asarray(gt.gt_T_world_cam[0], np.float64))
+        jw = np.asarray(result.joints_world)[0][kp]
+        rows = np.searchsorted(np.asarray(gt.gt_frame_index), np.asarray(clip.frame_index))
+        jt = joints_true[rows] @ T0_inv[:3, :3].T + T0_inv[:3, 3]
+        np.testing.assert_allclose(jw, jt, atol=5e-4)
     else:
         # The reference's J0-free chaining drifts: the error is the pelvis-offset term.
         assert rot_err < 2e-4  # rotations compose the same way

@@ -10,7 +10,6 @@ import dataclasses
 import os
 import warnings
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -18,7 +17,8 @@ import pytest
 from body_models.loaders import load_model
 from body_models.model import lbs
 from experiments.configs import josh as josh_config
-from josh_jax import anchors, prepare as prep
+from josh_jax import anchors
+from josh_jax import prepare as prep
 from josh_jax.importers import load_any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,7 +32,9 @@ SMALL_CLIP = os.path.join(DATA, "reference_clip_small.npz")
 def _pointmap(depth, f):
     H, W = depth.shape[-2:]
     u, v = np.meshgrid(np.arange(W), np.arange(H))
-    return np.stack([(u - W / 2) * depth / f, (v - H / 2) * depth / f, depth], -1).astype(np.float32)
+    return np.stack([(u - W / 2) * depth / f, (v - H / 2) * depth / f, depth], -1).astype(
+        np.float32
+    )
 
 
 def test_weiszfeld_recovers_focal():
@@ -56,8 +58,9 @@ def test_canonical_views_block_relative_depth():
     assert not v.scene_mask[0, 0, 0] and v.scene_mask[0, 0, 1]
     a, off = anchors.anchor_offsets(v, 1, np.array([[9, 3], [23, 15]]))
     np.testing.assert_array_equal(a, [1, 5])
-    np.testing.assert_allclose(off, [depth[1, 3, 9] / depth[1, 4, 12], depth[1, 15, 23] / depth[1, 12, 20]],
-                               rtol=2e-5)
+    np.testing.assert_allclose(
+        off, [depth[1, 3, 9] / depth[1, 4, 12], depth[1, 15, 23] / depth[1, 12, 20]], rtol=2e-5
+    )
     with pytest.raises(ValueError, match="multiple of the anchor step"):
         anchors.canonical_views(pts[:, :12], conf[:, :12], subsample=8)
 
@@ -100,6 +103,7 @@ def test_subset_body_model_is_exact():
     betas = jnp.asarray(rng.normal(size=10), jnp.float32)
     aa = rng.normal(scale=0.3, size=(24, 3)).astype(np.float32)
     from josh_jax.geometry import axis_angle_to_matrix
+
     R = axis_angle_to_matrix(jnp.asarray(aa))
     t = jnp.array([0.1, -0.2, 3.0])
     full = lbs(model, betas, R[0], R[1:], t)
@@ -129,7 +133,9 @@ def test_prepare_small_clip_shapes_masks_and_stacking():
     assert int((np.asarray(pb.match_conf) > 0).sum()) == n_valid == info.num_matches
     # Human transl z is rescaled by focal_init / hmr_focal.
     ratio = info.focal_init / float(clip.hmr_focal)
-    np.testing.assert_allclose(pb.init_transl[0, :T, 2], clip.smpl_transl[0, :, 2] * ratio, rtol=1e-5)
+    np.testing.assert_allclose(
+        pb.init_transl[0, :T, 2], clip.smpl_transl[0, :, 2] * ratio, rtol=1e-5
+    )
     np.testing.assert_allclose(pb.init_transl[0, :T, :2], clip.smpl_transl[0, :, :2], rtol=1e-6)
     # Matches: the stored depth is the anchor depth of the pixel's block.
     uv = np.asarray(pb.match_uv)
@@ -155,8 +161,9 @@ def test_prepare_without_contacts_warns():
     assert float(pb.contact_conf.sum()) == 0.0 and bool(pb.smpl_valid.any())
 
 
-@pytest.mark.skipif(not os.path.exists(REFERENCE_CLIP),
-                    reason=f"reference clip not found at {REFERENCE_CLIP}")
+@pytest.mark.skipif(
+    not os.path.exists(REFERENCE_CLIP), reason=f"reference clip not found at {REFERENCE_CLIP}"
+)
 def test_prepare_reference_parity():
     ref = np.load(REF_INPUTS)
     clip, _ = load_any(REFERENCE_CLIP)
@@ -171,18 +178,23 @@ def test_prepare_reference_parity():
     # Spanning tree: root and edge set (the order matches too).
     assert info.mst_root == int(ref["opt_input_mst_root"])
     assert {tuple(e) for e in info.mst_edges.tolist()} == {
-        tuple(e) for e in ref["opt_input_mst_edges"].tolist()}
-    np.testing.assert_array_equal(np.asarray(pb.chain_parent)[ref["opt_input_mst_edges"][:, 1]],
-                                  ref["opt_input_mst_edges"][:, 0])
+        tuple(e) for e in ref["opt_input_mst_edges"].tolist()
+    }
+    np.testing.assert_array_equal(
+        np.asarray(pb.chain_parent)[ref["opt_input_mst_edges"][:, 1]],
+        ref["opt_input_mst_edges"][:, 0],
+    )
     assert info.num_matches == int(ref["opt_input_n_corres_total"]) // 2  # pairs used once
     # Contact-scale entries [image, anchor, offset, conf, smpl_idx, vertex] and static pairs.
     tc = info.contacts[0]
     ours = np.c_[tc.image, tc.anchor, tc.offset, tc.conf, tc.frame, tc.vertex]
     np.testing.assert_allclose(ours, ref["opt_input_smpl_scale_info"], rtol=1e-6, atol=1e-6)
-    np.testing.assert_array_equal(np.c_[tc.static_frame, tc.static_vertex],
-                                  ref["opt_input_smpl_static_info"])
-    np.testing.assert_allclose(pb.init_transl[0, :T], ref["opt_input_init_smpl_trans"], rtol=1e-5,
-                               atol=1e-5)
+    np.testing.assert_array_equal(
+        np.c_[tc.static_frame, tc.static_vertex], ref["opt_input_smpl_static_info"]
+    )
+    np.testing.assert_allclose(
+        pb.init_transl[0, :T], ref["opt_input_init_smpl_trans"], rtol=1e-5, atol=1e-5
+    )
     # The default (fixed) contacts keep every reference entry's frame and use more contacts.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -143,7 +143,8 @@ def body_bboxes(
         v = K[1, 1] * verts[:, 1] / z + K[1, 2]
         return jnp.stack([u.min(), v.min(), u.max(), v.max()])
 
-    boxes = jax.jit(jax.vmap(one))(jnp.asarray(R_cam), jnp.asarray(body_pose), jnp.asarray(transl_cam))
+    boxes = jax.jit(jax.vmap(one))(
+        jnp.asarray(R_cam), jnp.asarray(body_pose), jnp.asarray(transl_cam))
     return np.asarray(boxes, np.float32)
 
 
@@ -311,7 +312,8 @@ def pair_labels(seq: FrameSequence, i: int, j: int, J0: np.ndarray, *,
         T_12 = T_cw[i] @ seq.T_world_cam[j].astype(np.float64)
         pts2 = pts2 @ T_12[:3, :3].T + T_12[:3, 3]
     elif view2_depth_frame != "cam2":
-        raise ValueError(f"view2_depth_frame: expected 'cam1' or 'cam2', found {view2_depth_frame!r}")
+        raise ValueError(
+            f"view2_depth_frame: expected 'cam1' or 'cam2', found {view2_depth_frame!r}")
     rot6d = lambda R: np.asarray(rotations.matrix_to_rot6d(jnp.asarray(R, jnp.float32)))
     aa = lambda R: np.asarray(rotations.matrix_to_axis_angle(jnp.asarray(R, jnp.float32)))
     return {
@@ -559,7 +561,8 @@ class PairIterator:
 
     def set_state(self, state: Mapping[str, int]) -> None:
         if set(state) != {"epoch", "step"}:
-            raise ValueError(f"PairIterator.set_state: expected keys epoch, step; found {sorted(state)}")
+            raise ValueError(
+                f"PairIterator.set_state: expected keys epoch, step; found {sorted(state)}")
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
 
     def indices(self, epoch: int, step: int) -> np.ndarray:

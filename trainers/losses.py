@@ -7,7 +7,8 @@ The seven terms of the reference, all with weight 1:
 | `loss_rel_tran` | `|trans - rel_trans|` |
 | `loss_rel_rot` | mean over the 6 entries of `(rot - rel_rot)^2` (not geodesic) |
 | `loss_trans1/2` | `|trans_v^gt - trans_v| / (|trans_v^gt| + 1e-3)` |
-| `loss_contact_scale` | sum over views of the mean over 4 foot joints of the distance to the nearest point of `s_v * stopgrad(X_v1)` |
+| `loss_contact_scale` | sum over views of the mean over 4 foot joints of the distance to the |
+| | nearest point of `s_v * stopgrad(X_v1)` |
 | `loss_contact_static` | mean over two joints of `min(right foot drift, left foot drift)` |
 | `loss_depth` | per available view, mean over pixels of `|s_v X_v1 - X^gt_v| / (|X^gt_v| + 1e-3)` |
 
@@ -162,8 +163,9 @@ def pair_losses(
     joints_a = joints_id[0]
     joints_b = move_root(joints_id[1], pelvis, rotations.rot6d_to_matrix(pred["rel_rot"]),
                          pred["rel_trans"])
-    right = _safe_norm(joints_a[jnp.array(RIGHT_FOOT_JOINTS)] - joints_b[jnp.array(RIGHT_FOOT_JOINTS)])
-    left = _safe_norm(joints_a[jnp.array(LEFT_FOOT_JOINTS)] - joints_b[jnp.array(LEFT_FOOT_JOINTS)])
+    right_idx, left_idx = jnp.array(RIGHT_FOOT_JOINTS), jnp.array(LEFT_FOOT_JOINTS)
+    right = _safe_norm(joints_a[right_idx] - joints_b[right_idx])
+    left = _safe_norm(joints_a[left_idx] - joints_b[left_idx])
     out["loss_contact_static"] = (jnp.mean(jnp.minimum(right, left)), one)
 
     # Depth: relative point error of the scaled pointmap, per available view.

@@ -207,7 +207,7 @@ def train_step(
     Args:
       fns: static pieces (`make_step_fns`).
       state: the current `TrainState`.
-      batch: images `imgs` float32[B, 2, 3, h, w] in [-1, 1], `img_shapes` int32[B, 2, 2],
+      batch: images `imgs` float32[B, 2, h, w, 3] (NHWC) in [-1, 1], `img_shapes` int32[B, 2, 2],
         `bbox` float32[B, 2, 4] and the labels of `losses.LABEL_FIELDS`.
       axis_name: None under `jit` (global batch); the pmap axis name under `pmap` (local batch).
 

@@ -23,8 +23,9 @@ import ml_collections
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     preset = arg or "default"
     if preset not in ("default", "fast", "reference_compat"):
-        raise ValueError(f"josh config: unknown preset {preset!r}; expected default, fast or "
-                         f"reference_compat")
+        raise ValueError(
+            f"josh config: unknown preset {preset!r}; expected default, fast or reference_compat"
+        )
     c = ml_collections.ConfigDict()
     c.preset = preset
     c.reference_compat = False
@@ -36,21 +37,25 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.conf_offset = 0.999
     c.conf_thres = 0.1
     c.min_match_conf = 1e-3
-    c.max_matches_per_pair = 0  # 0 = keep all; > 0: confidence-weighted subsampling per pair
+    # > 0: confidence-weighted subsampling of each pair's matches (0 = keep all). On the reference
+    # clip 1024 (of ~3,900 per pair) changed no metric measurably and cut the run time ~8x.
+    c.max_matches_per_pair = 1024
     c.init_focal = 0.0  # > 0 overrides the focal initialisation
     c.use_clip_focal_init = True  # use Clip.focal_init when present (else Weiszfeld, as JOSH)
     c.contact_joint_radius = 0.05
     c.contact_thres = 0.5
     c.depth_filter_ratio = 1.01
-    c.buckets = ml_collections.ConfigDict(dict(
-        frames=(8, 16, 24, 32, 48),
-        pairs=(32, 64, 160, 256, 384),
-        matches_per_pair=(256, 1024, 2048, 4096, 4608, 8192),
-        tracks=(1, 2, 4),
-        contacts=(8, 32, 128),
-        static=(8, 32, 128),
-        vertices=(16, 64, 256),
-    ))
+    c.buckets = ml_collections.ConfigDict(
+        dict(
+            frames=(8, 16, 24, 32, 48),
+            pairs=(32, 64, 160, 256, 384),
+            matches_per_pair=(256, 1024, 2048, 4096, 4608, 8192),
+            tracks=(1, 2, 4),
+            contacts=(8, 32, 128),
+            static=(8, 32, 128),
+            vertices=(16, 64, 256),
+        )
+    )
 
     # --- optimize ---
     c.stage1 = ml_collections.ConfigDict(dict(iters=500, lr=0.07, gamma=1.1))
@@ -76,9 +81,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if preset == "fast":
         c.stage1.iters = 150
         c.stage2.iters = 60
-        c.max_matches_per_pair = 1024
     elif preset == "reference_compat":
         c.reference_compat = True
+        c.max_matches_per_pair = 0
         c.use_clip_focal_init = False
         c.prior = ml_collections.ConfigDict(dict(orient=1.0, transl=1.0, pose=1.0, betas=1.0))
         c.lr_scale.pose = 1.0
