@@ -120,7 +120,8 @@ def test_short_run_reduces_every_loss_term(small):
     c1 = np.asarray(sol.curve_stage1)
     assert c1.shape == (cfg.stage1.iters, len(opt.CURVE_COLUMNS))
     np.testing.assert_allclose(c1[:, 0], c1[:, 1:].sum(1), rtol=1e-5)  # total = sum of terms
-    _, end1 = opt.loss_terms(sol.params, pb, cfg, 1)  # stage-1 terms at the final parameters
+    # Stage-1 terms at the final parameters.
+    _, end1 = jax.jit(lambda p, q: opt.loss_terms(p, q, cfg, 1))(sol.params, pb)
     end1 = np.asarray(end1)
     start = c1[0]
     cols = opt.CURVE_COLUMNS
