@@ -72,14 +72,14 @@ def main(argv):
     del argv
     import jax
 
-    from josh_jax import export, pipeline
+    from josh_jax import export, importers, pipeline
     from josh_jax import optimize as optimize_lib
     from josh_jax import prepare as prepare_lib
     from josh_jax.result import make_result
 
     config = _CONFIG.value
     device = jax.default_backend()
-    clip, gt = pipeline.load_input(_CLIP.value)
+    clip, gt = importers.load_any(_CLIP.value)
     model = pipeline.resolve_body_model(clip.body_model)
     print(f"clip: {clip.describe()}")
     print(f"config: stage1 {config.stage1.iters} it @ {config.stage1.lr}, stage2 "

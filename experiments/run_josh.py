@@ -32,6 +32,10 @@ _CONFIG = config_flags.DEFINE_config_file(
     "for input clips, ':fast' for the built-in synthetic clip.", lock_config=False)
 _CLIP = flags.DEFINE_string("clip", None, "One input clip (.npz).")
 _CLIPS = flags.DEFINE_string("clips", None, "Glob of input clips, optimized as one batch.")
+_FRONTEND = flags.DEFINE_string(
+    "frontend", None, "With a JOSH preprocessing folder as --clip: the front end's pointmap/match .npz.")
+_ALLOW_PICKLE = flags.DEFINE_boolean(
+    "allow_pickle", False, "Allow unpickling JOSH's tram/deco .npy files (needs the torch extra).")
 _OUT = flags.DEFINE_string("out", "out/josh", "Output folder (created if needed).")
 _BODY_MODEL = flags.DEFINE_string(
     "body_model", None, "SMPL model file (.npz/.pkl). Default: the built-in mannequin.")
@@ -52,7 +56,7 @@ SYNTHETIC_CONFIG = os.path.join(_REPO, "experiments", "configs", "synthetic.py")
 
 def main(argv):
     del argv
-    from josh_jax import pipeline  # noqa: PLC0415  (after absl parsed flags / set up logging)
+    from josh_jax import importers, pipeline, synthetic  # noqa: PLC0415  (after absl parsed flags)
 
     if _CLIP.value and _CLIPS.value:
         raise app.UsageError("--clip and --clips are exclusive")
@@ -74,13 +78,15 @@ def main(argv):
     if paths:
         items = []
         for path in paths:
-            clip, gt = pipeline.load_input(path)
-            items.append((os.path.splitext(os.path.basename(path))[0], clip, gt))
+            clip, gt = importers.load_any(
+                path, frontend=_FRONTEND.value, allow_pickle=_ALLOW_PICKLE.value)
+            stem = os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
+            items.append((stem, clip, gt))
             print(f"[load] {path}: {clip.describe()}"
                   + (f"; ground truth: {', '.join(gt.present())}" if gt is not None else ""))
     else:
         syn_config = pipeline.load_config_file(SYNTHETIC_CONFIG, _SYNTHETIC_PRESET.value)
-        clip, gt = pipeline.synthetic_input(syn_config, _SEED.value)
+        clip, gt = synthetic.generate_clip(syn_config, _SEED.value)
         items = [(f"synthetic_seed{_SEED.value}", clip, gt)]
         print(f"[load] built-in synthetic clip (experiments/configs/synthetic.py:"
               f"{_SYNTHETIC_PRESET.value}, seed {_SEED.value}): {clip.describe()}")

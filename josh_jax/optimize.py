@@ -72,6 +72,9 @@ class Params:
       body_pose: float32[P, N, 23, 3] axis-angle deltas (delta) or float32[P, N, 23, 3, 3] raw.
       transl: float32[P, N, 3] SMPL transl (camera frame, before the focal factor).
       betas: float32[P, B].
+      depth_log_scale: float32[P] per-track log scale of the human depth along the camera ray
+        (config.depth_along_ray; stays 0 otherwise).
+      depth_log_offset: float32[P, N] per-frame log depth offsets along the ray (same).
     """
 
     cam_quat: jax.Array
@@ -82,6 +85,8 @@ class Params:
     body_pose: jax.Array
     transl: jax.Array
     betas: jax.Array
+    depth_log_scale: jax.Array
+    depth_log_offset: jax.Array
 
 
 @jax.tree_util.register_dataclass
@@ -128,6 +133,8 @@ def init_params(problem: Problem, config) -> Params:
         body_pose=pose,
         transl=problem.init_transl,
         betas=problem.init_betas,
+        depth_log_scale=jnp.zeros((P,), jnp.float32),
+        depth_log_offset=jnp.zeros((P, N), jnp.float32),
     )
 
 
@@ -358,10 +365,19 @@ def human_rotations(params: Params, problem: Problem, config):
 
 
 def effective_transl(params: Params, problem: Problem, config, f):
+    """Camera-frame SMPL transl float[P, N, 3] used by every term and the output.
+
+    With `depth_along_ray` the transl is also scaled by exp(s_track + o_frame): the body moves
+    along its camera ray (its 2D projection barely changes, the HMR's depth does).
+    """
+    transl = params.transl
     if config.human_depth_follows_focal:
-        scale = jnp.stack([1.0, 1.0, f / problem.focal_init]).astype(params.transl.dtype)
-        return params.transl * scale
-    return params.transl
+        scale = jnp.stack([1.0, 1.0, f / problem.focal_init]).astype(transl.dtype)
+        transl = transl * scale
+    if config.get("depth_along_ray", False):
+        log_s = params.depth_log_scale[:, None] + params.depth_log_offset
+        transl = transl * jnp.exp(log_s)[..., None]
+    return transl
 
 
 def human_forward(params: Params, problem: Problem, config, f):
@@ -460,16 +476,21 @@ def loss_terms(params: Params, problem: Problem, config, stage: int, points1=Non
         root0 = jnp.zeros_like(params.root_rot)
         pose0 = jnp.zeros_like(params.body_pose)
 
-    def prior_one(root, pose, tr, betas, r0, p0, t0, b0, valid):
-        return losses.prior_loss(
-            dict(orient=root, transl=tr, pose=pose),
-            dict(orient=r0, transl=t0, pose=p0),
-            valid,
-            dict(betas=betas),
-            dict(betas=b0),
-            gh,
-            weights=dict(orient=pw.orient, transl=pw.transl, pose=pw.pose, betas=pw.betas),
-        )
+    along_ray = config.get("depth_along_ray", False)
+
+    def prior_one(root, pose, tr, betas, r0, p0, t0, b0, valid, ds, do):
+        per_frame = dict(orient=root, transl=tr, pose=pose)
+        per_frame0 = dict(orient=r0, transl=t0, pose=p0)
+        per_track, per_track0 = dict(betas=betas), dict(betas=b0)
+        weights = dict(orient=pw.orient, transl=pw.transl, pose=pw.pose, betas=pw.betas)
+        if along_ray:
+            # Per-frame depth offsets: a weak pull to the track's depth (the world-frame
+            # smoothness and static terms remove the HMR's per-frame depth noise); the track's
+            # depth scale is left to the contact terms.
+            per_frame["depth"], per_frame0["depth"] = do[:, None], jnp.zeros_like(do)[:, None]
+            per_track["depth_scale"], per_track0["depth_scale"] = ds[None], jnp.zeros((1,))
+            weights.update(depth=pw.depth_offset, depth_scale=pw.depth_scale)
+        return losses.prior_loss(per_frame, per_frame0, valid, per_track, per_track0, gh, weights)
 
     L_prior = jax.vmap(prior_one)(
         params.root_rot,
@@ -481,6 +502,8 @@ def loss_terms(params: Params, problem: Problem, config, stage: int, points1=Non
         problem.init_transl,
         problem.init_betas,
         problem.smpl_valid,
+        params.depth_log_scale,
+        params.depth_log_offset,
     )
     # Per-track values are combined as sum_t n_t L_t / sum_t n_t (0 without SMPL frames).
     mean = functools.partial(losses.track_weighted_mean, num_frames=n_t)
@@ -544,6 +567,7 @@ def _labels(params: Params, stage: int, config):
     focal = "focal" if (stage == 2 and config.optimize_focal) else "frozen"
     pose = "pose" if config.optimize_smpl else "frozen"
     transl = "transl" if config.optimize_smpl else "frozen"
+    depth = "depth" if (config.optimize_smpl and config.get("depth_along_ray", False)) else "frozen"
     return Params(
         cam_quat="camera",
         cam_trans="camera",
@@ -553,6 +577,8 @@ def _labels(params: Params, stage: int, config):
         body_pose=pose,
         transl=transl,
         betas=pose,
+        depth_log_scale=depth,
+        depth_log_offset=depth,
     )
 
 
@@ -578,6 +604,7 @@ def _make_tx(problem: Problem, config, stage: int, params: Params):
         focal=focal_tx,
         pose=adam(config.lr_scale.pose),
         transl=adam(config.lr_scale.transl),
+        depth=adam(config.lr_scale.get("depth", 1.0)),
         frozen=optax.set_to_zero(),
     )
     return optax.multi_transform(txs, _labels(params, stage, config))

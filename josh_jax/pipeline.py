@@ -22,7 +22,12 @@ from josh_jax import export
 from josh_jax.result import Result, make_result
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REFERENCE_BODY_FILE = os.path.join(_REPO, "..", "shared", "reference", "synthetic_smpl_neutral.npz")
+# The reference clip's licence-free SMPL-format body: beside the shared reference files, and copied
+# into the repo's test data (so a fresh clone finds it too).
+REFERENCE_BODY_FILES = (
+    os.path.join(_REPO, "..", "shared", "reference", "synthetic_smpl_neutral.npz"),
+    os.path.join(_REPO, "tests", "data", "synthetic_smpl_neutral.npz"),
+)
 
 
 def _noop(*_args, **_kwargs) -> None:
@@ -45,25 +50,11 @@ def load_config_file(path: str, arg: str | None = None):
     return module.get_config(arg)
 
 
-def load_input(path: str):
-    """(Clip, GroundTruth | None) from our clip `.npz` or the reference layout (auto-detected)."""
-    from josh_jax import importers  # noqa: PLC0415
-
-    return importers.load_any(path)
-
-
-def synthetic_input(config, seed: int = 0):
-    """(Clip, GroundTruth) of the built-in synthetic generator (mannequin body, no download)."""
-    from josh_jax import synthetic  # noqa: PLC0415
-
-    return synthetic.generate_clip(config, seed)
-
-
 def resolve_body_model(clip_body_name: str, path: str | None = None):
     """The body model for a clip: `path` if given, else the one its `body_model` names.
 
     Known names without a path: the built-in mannequin, and the reference synthetic SMPL
-    (`../shared/reference/synthetic_smpl_neutral.npz`, when that file exists).
+    (one of `REFERENCE_BODY_FILES`, when it exists).
     """
     import body_models  # noqa: PLC0415
 
@@ -72,8 +63,10 @@ def resolve_body_model(clip_body_name: str, path: str | None = None):
     name = str(clip_body_name)
     if name.startswith("mannequin") or name == "":
         return body_models.load_model(None)
-    if name == "synthetic_smpl_neutral" and os.path.exists(REFERENCE_BODY_FILE):
-        return body_models.load_model(REFERENCE_BODY_FILE)
+    if name == "synthetic_smpl_neutral":
+        for candidate in REFERENCE_BODY_FILES:
+            if os.path.exists(candidate):
+                return body_models.load_model(candidate)
     raise ValueError(
         f"clip body_model: expected a model file for {name!r} (pass --body_model=path/to/model), "
         f"found none; only the built-in mannequin needs no file")

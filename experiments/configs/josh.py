@@ -64,11 +64,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.weights = ml_collections.ConfigDict(dict(scale=1.0, prior=100.0, static=0.1, smooth=0.1))
     # Per-parameter prior weights (multiplying weights.prior). The reference's prior (all 1)
     # freezes the bodies; the default lets the contact terms move the translation.
-    c.prior = ml_collections.ConfigDict(dict(orient=1.0, transl=0.01, pose=1.0, betas=1.0))
+    # depth_offset / depth_scale: per-frame / per-track log depth along the camera ray
+    # (depth_along_ray); the HMR's 2D position is reliable, its depth is not.
+    c.prior = ml_collections.ConfigDict(
+        dict(orient=1.0, transl=0.01, pose=1.0, betas=1.0, depth_offset=0.01, depth_scale=0.0)
+    )
     # Learning-rate multipliers per parameter group (relative to the stage lr). Adam moves every
     # parameter by ~lr per step whatever its gradient, so the body rotations and betas (whose
     # gradients are tiny) get a smaller step than the cameras and translations.
-    c.lr_scale = ml_collections.ConfigDict(dict(camera=1.0, focal=1.0, transl=1.0, pose=0.1))
+    c.lr_scale = ml_collections.ConfigDict(
+        dict(camera=1.0, focal=1.0, transl=1.0, pose=0.1, depth=1.0)
+    )
     c.fix_root_camera = True  # freeze the spanning-tree root's pose (global gauge)
     c.optimize_focal = True
     c.optimize_smpl = True
@@ -77,6 +83,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.smooth_gap = "video"  # "video": gaps in video frames (per median gap); "image": reference
     c.human_depth_follows_focal = True  # transl z scaled by f / f_init in every term and output
     c.compensate_contact_offset = True  # focal-compensate the contact offsets like the matches
+    # Move each body along its camera ray by exp(track log scale + frame log offset).
+    c.depth_along_ray = True
 
     if preset == "fast":
         c.stage1.iters = 150
@@ -93,5 +101,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.smooth_gap = "image"
         c.human_depth_follows_focal = False
         c.compensate_contact_offset = False
+        c.depth_along_ray = False
     c.lock()
     return c

@@ -1,0 +1,97 @@
+r"""JOSH accuracy sweep: the reference clip + synthetic seeds, the current default vs variants.
+
+    python -m benchmarks.josh_accuracy                      # default vs previous default
+    python -m benchmarks.josh_accuracy --variants=default --seeds=0,1,2
+
+Each variant is a josh config (`experiments/configs/josh.py:default`) with overrides; figures are
+the keyframe metrics of `josh_jax.pipeline.evaluate` per clip and their mean over the seeds.
+Writes `benchmarks/results/josh_accuracy_sweep_<device>.json`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+import time
+
+from absl import app, flags
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_REF = os.path.normpath(os.path.join(_REPO, "..", "shared", "reference", "josh_synthetic_clip.npz"))
+_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Synthetic seeds (default preset).")
+_VARIANTS = flags.DEFINE_list("variants", ["previous", "default"], "Variant names (VARIANTS).")
+_OUT = flags.DEFINE_string("out", "", "Output JSON ('' -> benchmarks/results/...).")
+
+# Overrides on the default preset. "previous": the defaults before the depth-along-ray change.
+VARIANTS = {
+    "default": {},
+    "previous": {"depth_along_ray": False},
+    "offset0.1": {"prior.depth_offset": 0.1},
+    "offset0.001": {"prior.depth_offset": 0.001},
+    "depthlr0.3": {"lr_scale.depth": 0.3},
+    "smooth1": {"weights.smooth": 1.0},
+    "transl0.1": {"prior.transl": 0.1},
+}
+_KEYS = {"wa_mm": "wa_mpjpe_sim3_mm", "w_mm": "w_mpjpe_first_frame_aligned_mm",
+         "scale_err": "human_scale_err", "focal_err": "focal_err", "ate_cm": "cam_ate_sim3_m"}
+
+
+def variant_config(name: str):
+    from experiments.configs import josh as josh_config
+
+    cfg = josh_config.get_config("default")
+    cfg.unlock()
+    for k, v in VARIANTS[name].items():
+        node, *rest = k.split(".")
+        if rest:
+            cfg[node][rest[0]] = v
+        else:
+            cfg[k] = v
+    return cfg
+
+
+def main(argv):
+    del argv
+    import jax
+    import numpy as np
+
+    from experiments.configs import synthetic as synthetic_config
+    from josh_jax import export, pipeline
+
+    clips = {"reference": pipeline.load_input(_REF)}
+    for s in _SEEDS.value:
+        clips[f"seed{s}"] = pipeline.synthetic_input(synthetic_config.get_config("default"), int(s))
+    figures, per_clip = {}, {}
+    for name in _VARIANTS.value:
+        cfg = variant_config(name)
+        rows = {}
+        for cname, (clip, gt) in clips.items():
+            t = time.perf_counter()
+            result, _ = pipeline.reconstruct(clip, cfg)
+            m = pipeline.evaluate(result, gt)
+            row = {k: float(m[v]) * (100.0 if k == "ate_cm" else 1.0) for k, v in _KEYS.items()}
+            row["wall_s"] = time.perf_counter() - t
+            rows[cname] = row
+            print(name, cname, " ".join(f"{k} {v:.4g}" for k, v in row.items()), flush=True)
+        per_clip[name] = rows
+        for k in _KEYS:
+            figures[f"{name}_reference_{k}"] = rows["reference"][k]
+            seeds = [rows[c][k] for c in rows if c != "reference"]
+            if seeds:
+                figures[f"{name}_seeds_mean_{k}"] = float(np.mean(seeds))
+    device = jax.default_backend()
+    out = _OUT.value or os.path.join(_REPO, "benchmarks", "results",
+                                     f"josh_accuracy_sweep_{device}.json")
+    record = {"name": "josh_accuracy_sweep", "device": device,
+              "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+              "command": "python -m benchmarks.josh_accuracy " + " ".join(sys.argv[1:]),
+              "figures": figures, "per_clip": per_clip}
+    export.write_json(out, record)
+    for k, v in figures.items():
+        print(f"{k}  {v:.5g}")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    app.run(main)
