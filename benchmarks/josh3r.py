@@ -18,8 +18,6 @@ the process's peak resident memory (CPU). Run each mode in its own process for a
 
 from __future__ import annotations
 
-import datetime
-import json
 import os
 import resource
 import sys
@@ -27,6 +25,8 @@ import tempfile
 import time
 
 from absl import app, flags
+
+from benchmarks.common import write_result
 
 _PRESETS = flags.DEFINE_list("presets", ["tiny"], "Model presets of experiments/configs/josh3r.py.")
 _MODES = flags.DEFINE_list("modes", ["train", "infer"], "train, infer, curve.")
@@ -55,21 +55,11 @@ def peak_memory_mb() -> tuple[float, str]:
 def write(name: str, figures: dict, notes: str = "") -> None:
     import jax  # noqa: PLC0415
 
-    device = f"{_DEVICE.value} ({jax.devices()[0].device_kind}, {jax.device_count()} device(s))"
     if jax.devices()[0].platform == "cpu":
         notes += (" CPU only: no GPU was lent to the session that produced this file, so the "
                   "full-size GPU figures (bf16 inference goal >= 30 pairs/s within 8 GB on an "
                   "H100) are not measured here.")
-    out = {"name": name, "device": device,
-           "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-           "command": "python " + " ".join(sys.argv), "figures": figures, "notes": notes}
-    os.makedirs(_OUT.value, exist_ok=True)
-    path = os.path.join(_OUT.value, f"{name}_{_DEVICE.value}.json")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(out, f, indent=2)
-    os.replace(tmp, path)
-    print(json.dumps(out, indent=2))
+    write_result(name, figures, out_dir=_OUT.value, tag=_DEVICE.value, notes=notes)
 
 
 def random_batch(rng, batch: int, hw: tuple[int, int]) -> dict:

@@ -57,11 +57,11 @@ def main(argv):
     import numpy as np
 
     from experiments.configs import synthetic as synthetic_config
-    from josh_jax import export, pipeline
+    from josh_jax import export, importers, pipeline, synthetic
 
-    clips = {"reference": pipeline.load_input(_REF)}
+    clips = {"reference": importers.load_any(_REF)}
     for s in _SEEDS.value:
-        clips[f"seed{s}"] = pipeline.synthetic_input(synthetic_config.get_config("default"), int(s))
+        clips[f"seed{s}"] = synthetic.generate_clip(synthetic_config.get_config("default"), int(s))
     figures, per_clip = {}, {}
     for name in _VARIANTS.value:
         cfg = variant_config(name)

@@ -20,14 +20,14 @@ Writes `benchmarks/results/josh_batch_<device>.json` and prints the figures.
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
-import sys
 import time
 
 from absl import app, flags
 from ml_collections import config_flags
+
+from benchmarks.common import write_result
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -69,8 +69,8 @@ def main(argv):
     import jax
     import numpy as np
 
-    from josh_jax import export, pipeline, synthetic
     from josh_jax import optimize as optimize_lib
+    from josh_jax import pipeline, synthetic
     from josh_jax import prepare as prepare_lib
 
     config = _CONFIG.value
@@ -142,25 +142,11 @@ def main(argv):
             for k in ("wa_mpjpe_mm", "w_mpjpe_mm", "human_scale_err", "focal_err",
                       "cam_ate_sim3_m")))
 
-    os.makedirs(_OUT_DIR.value, exist_ok=True)
-    record = {
-        "name": "josh_batch",
-        "device": device,
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": (f"XLA_FLAGS={os.environ['XLA_FLAGS']} " if os.environ.get("XLA_FLAGS") else "")
-        + "python -m benchmarks.josh_batch " + " ".join(sys.argv[1:]),
-        "figures": figures,
-        "sweep_per_clip": {f"{k:g}": v for k, v in sweep.items()},
-        "config": json.loads(config.to_json()),
-        "synthetic_preset": _SYN_PRESET.value,
-        "cpu_count": os.cpu_count(),
-        "load_average_at_end": os.getloadavg(),
-    }
-    path = export.write_json(os.path.join(_OUT_DIR.value, f"josh_batch_{device}.json"), record)
-    width = max(len(k) for k in figures)
-    for k, v in figures.items():
-        print(f"{k:<{width}}  {v:.6g}")
-    print(f"wrote {path}")
+    write_result(
+        "josh_batch", figures, out_dir=_OUT_DIR.value, tag=device,
+        sweep_per_clip={f"{k:g}": v for k, v in sweep.items()},
+        config=json.loads(config.to_json()), synthetic_preset=_SYN_PRESET.value,
+    )
 
 
 if __name__ == "__main__":

@@ -15,15 +15,15 @@ stage-2 iterations. Accuracy uses the reference result JSON's definitions on the
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import resource
-import sys
 import time
 
 from absl import app, flags
 from ml_collections import config_flags
+
+from benchmarks.common import write_result
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _SHARED = os.path.normpath(os.path.join(_REPO, "..", "shared", "reference"))
@@ -142,22 +142,8 @@ def main(argv):
     os.makedirs(_OUT_DIR.value, exist_ok=True)
     name = "josh_reference_clip"
     export.save_result_npz(os.path.join(_OUT_DIR.value, f"{name}_{device}.npz"), result)
-    record = {
-        "name": name,
-        "device": device,
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": "python -m benchmarks.josh_reference_clip " + " ".join(sys.argv[1:]),
-        "figures": figures,
-        "config": json.loads(config.to_json()),
-        "metrics": metrics,
-        "cpu_count": os.cpu_count(),
-        "load_average_at_end": os.getloadavg(),
-    }
-    path = export.write_json(os.path.join(_OUT_DIR.value, f"{name}_{device}.json"), record)
-    width = max(len(k) for k in figures)
-    for k, v in figures.items():
-        print(f"{k:<{width}}  {v:.6g}")
-    print(f"wrote {path}")
+    write_result(name, figures, out_dir=_OUT_DIR.value, tag=device,
+                 config=json.loads(config.to_json()), metrics=metrics)
 
 
 if __name__ == "__main__":

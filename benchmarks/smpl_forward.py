@@ -15,10 +15,7 @@ benchmarks/results/smpl_forward_<device>.json.
 
 from __future__ import annotations
 
-import datetime
-import json
 import os
-import sys
 import tempfile
 import time
 
@@ -28,6 +25,7 @@ import numpy as np
 from absl import app, flags
 
 import body_models as bm
+from benchmarks.common import write_result
 
 _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "16", "64", "256"], "Batch sizes to time.")
 _REPEATS = flags.DEFINE_integer("repeats", 10, "Timed calls per measurement (median reported).")
@@ -128,7 +126,6 @@ def _time_smplx(smpl, torch, batch, repeats, figures):
 
 def main(argv):
     del argv
-    device = jax.devices()[0].platform
     figures = {
         "load_avg_1min_start": os.getloadavg()[0],
         "cpu_count": os.cpu_count(),
@@ -163,24 +160,7 @@ def main(argv):
             )
         print(line, flush=True)
     figures["load_avg_1min_end"] = os.getloadavg()[0]
-    result = {
-        "name": _NAME.value,
-        "device": f"{device} ({os.cpu_count()} cores)"
-        if device == "cpu"
-        else str(jax.devices()[0].device_kind),
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": "python -m benchmarks.smpl_forward " + " ".join(sys.argv[1:]),
-        "figures": figures,
-    }
-    os.makedirs(_OUT_DIR.value, exist_ok=True)
-    path = os.path.join(_OUT_DIR.value, f"{_NAME.value}_{device}.json")
-    fd, tmp = tempfile.mkstemp(suffix=".json", dir=_OUT_DIR.value)
-    with os.fdopen(fd, "w") as f:
-        json.dump(result, f, indent=2)
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600
-    os.replace(tmp, path)
-    print(json.dumps(figures, indent=2))
-    print(f"wrote {path}")
+    write_result(_NAME.value, figures, out_dir=_OUT_DIR.value)
 
 
 if __name__ == "__main__":
