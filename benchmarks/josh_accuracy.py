@@ -23,15 +23,13 @@ _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Synthetic seeds (default p
 _VARIANTS = flags.DEFINE_list("variants", ["previous", "default"], "Variant names (VARIANTS).")
 _OUT = flags.DEFINE_string("out", "", "Output JSON ('' -> benchmarks/results/...).")
 
-# Overrides on the default preset. "previous": the defaults before the depth-along-ray change.
+# Overrides on the default preset. "previous": the defaults before depth_along_ray + smooth 0.3.
 VARIANTS = {
     "default": {},
-    "previous": {"depth_along_ray": False},
-    "offset0.1": {"prior.depth_offset": 0.1},
-    "offset0.001": {"prior.depth_offset": 0.001},
-    "depthlr0.3": {"lr_scale.depth": 0.3},
-    "smooth1": {"weights.smooth": 1.0},
-    "transl0.1": {"prior.transl": 0.1},
+    "previous": {"depth_along_ray": False, "weights.smooth": 0.1},
+    "previous_smooth0.3": {"depth_along_ray": False},
+    "smooth0.5": {"weights.smooth": 0.5},
+    "smooth0.1": {"weights.smooth": 0.1},
 }
 _KEYS = {"wa_mm": "wa_mpjpe_sim3_mm", "w_mm": "w_mpjpe_first_frame_aligned_mm",
          "scale_err": "human_scale_err", "focal_err": "focal_err", "ate_cm": "cam_ate_sim3_m"}
