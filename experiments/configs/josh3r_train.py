@@ -1,7 +1,8 @@
 """JOSH3R training configuration: the model config of `josh3r.py` plus `training` and `data`.
 
 Presets (`--config=experiments/configs/josh3r_train.py:<preset>`): the model presets of
-`josh3r.py` (`tiny`, `full`, `tiny_bf16`, `full_bf16`); `tiny` also shortens the run.
+`josh3r.py` (`tiny`, `micro`, `full`, `*_bf16`); `tiny` and `micro` also shorten the run
+(`micro` is the model of the training tests: a train step compiles in seconds on a CPU).
 
     python experiments/train_josh3r.py --config=experiments/configs/josh3r_train.py:tiny \
         --workdir=/tmp/josh3r_tiny
@@ -19,22 +20,26 @@ import ml_collections
 from experiments.configs import josh, josh3r, synthetic
 
 
+def _small(preset: str) -> bool:
+    return preset.startswith(("tiny", "micro"))
+
+
 def training_config(preset: str) -> ml_collections.ConfigDict:
     """`config.training` for a preset."""
     t = ml_collections.ConfigDict()
     t.seed = 0
     t.batch_size = 8  # global, over all devices; a multiple of the device count
-    t.num_steps = 60 if preset.startswith("tiny") else 100_000
-    t.learning_rate = 3e-4 if preset.startswith("tiny") else 1e-4
-    t.warmup_steps = 5 if preset.startswith("tiny") else 2_000
+    t.num_steps = 60 if _small(preset) else 100_000
+    t.learning_rate = 3e-4 if _small(preset) else 1e-4
+    t.warmup_steps = 5 if _small(preset) else 2_000
     t.end_lr_factor = 0.01
     t.weight_decay = 1e-4
     t.grad_clip_norm = 1.0
     t.use_dropout = True
     t.parallel = "jit"  # "jit" (jit over a ("data",) mesh) or "pmap"
-    t.checkpoint_every = 20 if preset.startswith("tiny") else 1_000
+    t.checkpoint_every = 20 if _small(preset) else 1_000
     t.checkpoint_keep = 3
-    t.log_every = 10 if preset.startswith("tiny") else 100
+    t.log_every = 10 if _small(preset) else 100
     t.body_model_path = ""  # "" -> the built-in mannequin; use an SMPL neutral .npz/.pkl
     return t
 
@@ -44,13 +49,13 @@ def data_config(preset: str) -> ml_collections.ConfigDict:
     d = ml_collections.ConfigDict()
     d.source = "synthetic_gt"  # "synthetic_gt" | "synthetic_josh" | "pairs_npz"
     d.path = ""  # for pairs_npz
-    d.num_clips = 2 if preset.startswith("tiny") else 64
+    d.num_clips = 2 if _small(preset) else 64
     d.seed = 0
     # The synthetic clips' generator config (josh_jax.synthetic.generate_clip); its body must be
     # the training body (`training.body_model_path`; both default to the built-in mannequin).
-    d.clip = synthetic.get_config("tiny" if preset.startswith("tiny") else "reference_like")
+    d.clip = synthetic.get_config("tiny" if _small(preset) else "reference_like")
     # The JOSH optimizer config used by source="synthetic_josh" (pseudo-labels from JOSH).
-    d.josh = josh.get_config("fast" if preset.startswith("tiny") else "default")
+    d.josh = josh.get_config("fast" if _small(preset) else "default")
     d.min_gap = 3
     d.max_gap = 15  # every pair with 3 <= gap <= 15 video frames; 0 -> the reference chain only
     d.view2_depth_frame = "cam2"
