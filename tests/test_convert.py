@@ -262,7 +262,7 @@ def test_full_size_values_convert_key_by_key():
     np.testing.assert_allclose(rot, ref_rot, rtol=1e-3, atol=1e-3 * np.abs(ref_rot).max())
 
 
-def test_convert_binary_writes_a_loadable_flax_state(tmp_path, state_dict, loaded):
+def test_readme_commands_convert_then_infer(tmp_path, state_dict, loaded):
     import subprocess
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = tmp_path / "josh3r_flax.npz"
@@ -284,3 +284,22 @@ def test_convert_binary_writes_a_loadable_flax_state(tmp_path, state_dict, loade
     assert sorted(got) == sorted(ref)
     for k in ref:
         np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
+
+    # The README's second command: inference on a clip (with images) from the converted file.
+    from experiments.configs import synthetic as synthetic_config
+    from josh_jax.clip import save_clip
+    from josh_jax.export import load_result_npz
+    from josh_jax.synthetic import generate_clip
+
+    clip, _ = generate_clip(synthetic_config.get_config("tiny"), 0)
+    save_clip(str(tmp_path / "clip.npz"), clip)
+    cmd = [sys.executable, "-m", "experiments.infer_josh3r",
+           f"--config={os.path.join(root, 'experiments', 'configs', 'josh3r.py')}:tiny",
+           f"--checkpoint={out}", f"--clip={tmp_path / 'clip.npz'}", f"--output={tmp_path / 'out'}"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=root)
+    assert res.returncode == 0, res.stderr[-3000:]
+    result = load_result_npz(str(tmp_path / "out" / "clip_josh3r.npz"))
+    T = np.asarray(result.T_world_cam)
+    assert T.shape[1:] == (4, 4) and np.all(np.isfinite(T))
+    R = T[:, :3, :3]
+    np.testing.assert_allclose(R @ np.swapaxes(R, 1, 2), np.broadcast_to(np.eye(3), R.shape), atol=1e-4)
