@@ -20,13 +20,7 @@ from experiments.configs import josh as josh_config
 from josh_jax import optimize as opt
 from josh_jax import prepare as prep
 from josh_jax.importers import load_any
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATA = os.path.join(ROOT, "tests", "data")
-REFERENCE_CLIP = os.path.join(ROOT, "..", "shared", "reference", "josh_synthetic_clip.npz")
-SMPL_PATH = os.path.join(DATA, "synthetic_smpl_neutral.npz")
-REF_INPUTS = os.path.join(DATA, "josh_reference_opt_inputs.npz")
-SMALL_CLIP = os.path.join(DATA, "reference_clip_small.npz")
+from tests.paths import REF_INPUTS, REFERENCE_CLIP, SMALL_CLIP, SMPL_PATH
 
 
 def _config():
