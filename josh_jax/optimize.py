@@ -7,7 +7,7 @@ Public API:
                                                  # ("clips",) mesh; returns a stacked Solution
   init_params(problem, config) -> Params
   camera_forward(params, problem, config) -> (T_world_cam [N,4,4], focal [], depth_scale)
-  human_forward(params, problem, config) -> per-track SMPL (camera frame)
+  human_forward(params, problem, config) -> per-track SMPL posed at zero transl
   CURVE_COLUMNS = ("total", "pair", "scale", "static", "prior", "smooth")
 
 `Solution` fields (one clip; a leading clip axis when batched):
@@ -380,21 +380,37 @@ def effective_transl(params: Params, problem: Problem, config, f):
     return transl
 
 
-def human_forward(params: Params, problem: Problem, config, f):
-    """Camera-frame SMPL of the used vertices: (verts [P, N, U+24, 3], joints [P, N, 24, 3])."""
+def human_forward(params: Params, problem: Problem, config):
+    """SMPL of the used vertices with zero transl, camera axes: (verts [P, N, U+24, 3],
+    joints [P, N, 24, 3]); add `effective_transl` for the camera frame."""
     R_root, R_body = human_rotations(params, problem, config)
-    transl = effective_transl(params, problem, config, f)
 
-    def one(betas, Rr, Rb, t):
-        out = lbs(problem.body, betas, Rr, Rb, t)
+    def one(betas, Rr, Rb):
+        out = lbs(problem.body, betas, Rr, Rb, jnp.zeros((3,), Rr.dtype))
         return out.vertices, out.joints
 
-    per_frame = jax.vmap(one, in_axes=(None, 0, 0, 0))
-    return jax.vmap(per_frame)(params.betas, R_root, R_body, transl)
+    return jax.vmap(jax.vmap(one, in_axes=(None, 0, 0)))(params.betas, R_root, R_body)
 
 
 # ----------------------------------------------------------------------------------------------
 # Losses
+
+
+def surface_offset(offset, slope, duv, radius):
+    """Depth offset of the local contact surface at uv0 + duv (contact re-association).
+
+    The surface fitted in `prepare` has inverse depth affine in the pixel (a plane), so its depth
+    at uv0 + duv is depth(uv0) / (1 + a du + b dv); duv is clipped to the fitted window.
+
+    Args:
+      offset: float[...] offset at uv0; slope: float[..., 2] (a, b); duv: float[..., 2] pixels;
+      radius: float[] window radius (pixels).
+
+    Returns:
+      float[...] offset at uv0 + duv.
+    """
+    duv = jnp.clip(duv, -radius, radius)
+    return offset / jnp.maximum(1.0 + jnp.sum(slope * duv, -1), 0.1)
 
 
 def _apply(T, x):
@@ -419,15 +435,34 @@ def loss_terms(params: Params, problem: Problem, config, stage: int, points1=Non
         zero = jnp.zeros((), jnp.float32)
         terms = jnp.stack([pair, pair, zero, zero, zero, zero])
         return pair, terms
-    verts, joints = human_forward(params, problem, config, f)  # camera frame
+    local_verts, local_joints = human_forward(params, problem, config)
+    t = effective_transl(params, problem, config, f)[:, :, None]
+    verts, joints = local_verts + t, local_joints + t  # camera frame
+    # Bodies and cameras as the static and smoothness terms see them.
+    verts_m, joints_m, T_m = verts, joints, T_wc
+    if config.motion_terms_stop_gradient:
+        # Both terms shrink with the world (a collapse to scale 0 minimises them); they are there
+        # to remove per-frame motion noise, so the cameras, the focal and each track's depth
+        # scale are constants to them and the metric scale is left to the contact term.
+        stop = jax.lax.stop_gradient
+        held = dataclasses.replace(params, depth_log_scale=stop(params.depth_log_scale))
+        t = effective_transl(held, problem, config, stop(f))[:, :, None]
+        verts_m, joints_m, T_m = local_verts + t, local_joints + t, stop(T_wc)
     n_t = jnp.sum(problem.smpl_valid, axis=1).astype(jnp.float32)
 
-    # Contact scale: scene depth at the entry's pixel vs the vertex's camera depth.
-    def scale_one(v, img, fr, vid, d, o, c):
-        scene = _scene_depth(problem, img, d, o, f, sg, config.compensate_contact_offset)
-        vz = v[fr, vid, 2]
+    # Contact scale: scene depth at the entry's surface point vs the vertex's camera depth.
+    reassociate = config.contact_surface.reassociate
+    radius = problem.contact_radius
+
+    def scale_one(v, img, fr, vid, d, o, uv0, slope, c):
+        x = v[fr, vid]
+        vz = x[..., 2]
         if not config.human_depth_follows_focal:
             vz = vz * f / problem.focal_init
+        if reassociate:
+            uv = f * x[..., :2] / jnp.maximum(vz, 1e-6)[..., None] + problem.pp
+            o = surface_offset(o, slope, uv - uv0, radius)
+        scene = _scene_depth(problem, img, d, o, f, sg, config.compensate_contact_offset)
         return losses.contact_scale_loss(scene, vz, c, gh)
 
     L_scale = jax.vmap(scale_one)(
@@ -437,16 +472,18 @@ def loss_terms(params: Params, problem: Problem, config, stage: int, points1=Non
         problem.contact_vertex,
         problem.contact_depth,
         problem.contact_offset,
+        problem.contact_uv,
+        problem.contact_slope,
         problem.contact_conf,
     )
 
     def static_one(v, fr, prev, vid, w):
-        now = _apply(T_wc[fr], v[fr, vid])
-        before = _apply(T_wc[prev], v[prev, vid])
+        now = _apply(T_m[fr], v[fr, vid])
+        before = _apply(T_m[prev], v[prev, vid])
         return losses.contact_static_loss(now, before, w, gh)
 
     L_static = jax.vmap(static_one)(
-        verts,
+        verts_m,
         problem.static_frame,
         problem.static_prev,
         problem.static_vertex,
@@ -463,10 +500,10 @@ def loss_terms(params: Params, problem: Problem, config, stage: int, points1=Non
         gaps = fi / med
 
     def smooth_one(J, valid):
-        Jw = _apply(T_wc[:, None], J)
+        Jw = _apply(T_m[:, None], J)
         return losses.joint_smoothness_loss(Jw, gaps, valid, gh)
 
-    L_smooth = jax.vmap(smooth_one)(joints, problem.smpl_valid)
+    L_smooth = jax.vmap(smooth_one)(joints_m, problem.smpl_valid)
 
     pw = config.prior
     if config.rotation == "matrix":

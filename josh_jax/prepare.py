@@ -76,8 +76,13 @@ class Problem:
       contact_frame: int32[P, C] SMPL frame (keyframe slot) whose vertex is used.
       contact_vertex: int32[P, C] index into the used vertices.
       contact_depth: float32[P, C] anchor depth d[a] at the entry's scene pixel.
-      contact_offset: float32[P, C] block-relative offset of that pixel.
+      contact_offset: float32[P, C] depth offset of the entry's surface point relative to
+        contact_depth (the scene depth there is contact_depth * contact_offset, pointmap units).
+      contact_uv: float32[P, C, 2] pixel where that offset holds.
+      contact_slope: float32[P, C, 2] relative inverse-depth slope of the local surface per pixel
+        (the depth at contact_uv + (du, dv) is the depth there / (1 + a du + b dv)).
       contact_conf: float32[P, C] entry weight cconf (0 = padding).
+      contact_radius: float32[] radius (pixels) of the surface windows.
       static_frame: int32[P, S] SMPL frame b of each static pair.
       static_prev: int32[P, S] the previous SMPL frame of the track.
       static_vertex: int32[P, S] index into the used vertices.
@@ -111,7 +116,10 @@ class Problem:
     contact_vertex: jax.Array
     contact_depth: jax.Array
     contact_offset: jax.Array
+    contact_uv: jax.Array
+    contact_slope: jax.Array
     contact_conf: jax.Array
+    contact_radius: jax.Array
     static_frame: jax.Array
     static_prev: jax.Array
     static_vertex: jax.Array
@@ -147,6 +155,11 @@ class PrepareInfo:
     contacts: list
     num_matches: int
     num_matches_total: int
+
+
+def surface_window_radius(config, width: int) -> int:
+    """Contact surface window radius in pixels of an image `width` pixels wide."""
+    return max(2, round(config.contact_surface.radius * width / 512))
 
 
 def bucket_size(n: int, sizes: Sequence[int]) -> int:
@@ -355,6 +368,8 @@ def prepare(clip, config, body_model=None, *, return_info: bool = False):
     init_betas = np.zeros((P, B), np.float32)
     track_contacts = []
     ratio = focal_init / float(clip.hmr_focal)
+    # Surface windows are set in pixels of a 512-pixel-wide image (MASt3R's input width).
+    surface_radius = surface_window_radius(cfg, W)
     for p in range(P_clip):
         v = np.asarray(clip.smpl_valid[p], bool)
         frames = np.nonzero(v)[0]
@@ -388,6 +403,10 @@ def prepare(clip, config, body_model=None, *, return_info: bool = False):
             joint_radius=cfg.contact_joint_radius,
             contact_thres=cfg.contact_thres,
             depth_filter_ratio=cfg.depth_filter_ratio,
+            surface_radius=surface_radius,
+            surface_margin=max(1, round(cfg.contact_surface.margin * W / 512)),
+            surface_max_rms=float(cfg.contact_surface.max_rms),
+            body_mask=human_mask,
             reference_compat=compat,
         )
         track_contacts.append(tc)
@@ -430,6 +449,8 @@ def prepare(clip, config, body_model=None, *, return_info: bool = False):
     contact_vertex = np.zeros((P, C), np.int32)
     contact_depth = np.ones((P, C), np.float32)
     contact_offset = np.ones((P, C), np.float32)
+    contact_uv = np.zeros((P, C, 2), np.float32)
+    contact_slope = np.zeros((P, C, 2), np.float32)
     contact_conf = np.zeros((P, C), np.float32)
     static_frame = np.zeros((P, S), np.int32)
     static_prev = np.zeros((P, S), np.int32)
@@ -444,6 +465,8 @@ def prepare(clip, config, body_model=None, *, return_info: bool = False):
         contact_vertex[p, :n] = [lookup[int(x)] for x in tc.vertex]
         contact_depth[p, :n] = views.core_depth[tc.image, tc.anchor]
         contact_offset[p, :n] = tc.offset
+        contact_uv[p, :n] = tc.uv
+        contact_slope[p, :n] = tc.slope
         contact_conf[p, :n] = tc.conf
         n = len(tc.static_vertex)
         static_frame[p, :n] = tc.static_frame
@@ -484,7 +507,10 @@ def prepare(clip, config, body_model=None, *, return_info: bool = False):
         contact_vertex=jnp.asarray(contact_vertex),
         contact_depth=jnp.asarray(contact_depth),
         contact_offset=jnp.asarray(contact_offset),
+        contact_uv=jnp.asarray(contact_uv),
+        contact_slope=jnp.asarray(contact_slope),
         contact_conf=jnp.asarray(contact_conf),
+        contact_radius=jnp.asarray(surface_radius, jnp.float32),
         static_frame=jnp.asarray(static_frame),
         static_prev=jnp.asarray(static_prev),
         static_vertex=jnp.asarray(static_vertex),

@@ -151,13 +151,14 @@ def test_short_run_reduces_every_loss_term(small):
             assert start[k] == 0.0
             continue
         assert start[k] > 0, name
-        if name == "smooth":
-            # World-frame smoothness depends on the cameras, which start at identity (the
-            # camera-frame motion): it may rise as the cameras are recovered, but the humans
-            # must make it lower than the HMR bodies would under the final cameras.
+        if name in ("static", "smooth"):
+            # World-frame motion terms depend on the cameras, which start at identity (the
+            # camera-frame motion): they may rise as the cameras are recovered, but the humans
+            # must make them lower than the HMR bodies would be under the final cameras.
             assert end1[k] < hmr1[k], f"{name}: {hmr1[k]} (HMR, final cameras) -> {end1[k]}"
             continue
-        assert end1[k] < start[k], f"{name}: {start[k]} -> {end1[k]}"
+        # Stage 1's own curve (stage 2 minimises the 2D reprojection, not the 3D match term).
+        assert c1[-1, k] < start[k], f"{name}: {start[k]} -> {c1[-1, k]}"
     c2 = np.asarray(sol.curve_stage2)
     # Stage 2 lowers its own objective (its pair term may trade off against the scale term).
     assert float(sol.final_terms[0]) < c2[0, 0]
@@ -274,3 +275,33 @@ def test_iteration0_loss_terms_match_reference(model):
         ref_v = first[cols.index(name)]
         # The reference's curves are rounded to 3 decimals.
         assert abs(round(ours[name], 3) - ref_v) <= 1e-3 + 1e-9, (name, ours[name], ref_v)
+
+
+def test_motion_terms_leave_scale_and_cameras_to_the_contact_term(small):
+    """With `motion_terms_stop_gradient` the static and smoothness terms keep their values but
+    send no gradient to the cameras, the focal or the track's depth scale (a world shrinking to
+    scale 0 would minimise them); the per-frame depth offsets still get one."""
+    _, cfg, pb = small
+    p = _random_params(pb, cfg)
+    rng = np.random.default_rng(3)
+    p = dataclasses.replace(
+        p,
+        depth_log_offset=jnp.asarray(rng.normal(scale=0.05, size=p.depth_log_offset.shape), jnp.float32),
+        depth_log_scale=p.depth_log_scale + 0.1,
+    )
+    off = cfg.copy_and_resolve_references()
+    off.motion_terms_stop_gradient = False
+    idx = np.array([opt.CURVE_COLUMNS.index("static"), opt.CURVE_COLUMNS.index("smooth")])
+    terms = lambda q, c: opt.loss_terms(q, pb, c, 2)[1][idx]
+    both = {
+        c.motion_terms_stop_gradient: jax.jit(lambda q, c=c: (terms(q, c), jax.jacrev(terms)(q, c)))
+        for c in (cfg, off)
+    }
+    (val_on, jac_on), (val_off, jac_off) = both[True](p), both[False](p)  # rows: static, smooth
+    np.testing.assert_allclose(val_on, val_off, rtol=1e-6)
+    valid = np.asarray(pb.smpl_valid)
+    for row, name in enumerate(("static", "smooth")):
+        for field in ("cam_quat", "cam_trans", "cam_log_size", "log_focal", "depth_log_scale"):
+            np.testing.assert_array_equal(getattr(jac_on, field)[row], 0.0, err_msg=f"{name}/{field}")
+        assert np.any(np.asarray(jac_off.depth_log_scale)[row] != 0.0), name
+        assert np.any(np.asarray(jac_on.depth_log_offset)[row][valid] != 0.0), name

@@ -195,3 +195,40 @@ def test_prepare_reference_parity():
         _, info_d = prep.prepare(clip, josh_config.get_config("default"), model, return_info=True)
     assert len(info_d.contacts[0].conf) > len(tc.conf)
     np.testing.assert_array_equal(info_d.contacts[0].frame, info_d.contacts[0].image)
+
+
+def test_contact_surface_fit_recovers_a_plane_and_ignores_a_box():
+    """A tilted floor seen by a pinhole camera: the fit returns its depth and inverse-depth slope
+    at the contact pixel, the optimiser's re-association formula re-reads it elsewhere, and a box
+    standing in part of the window is rejected as outliers."""
+    from josh_jax.contacts import fit_surface
+    from josh_jax.optimize import surface_offset
+
+    H, W, f = 64, 96, 80.0
+    v, u = np.mgrid[0:H, 0:W].astype(np.float64)
+    # Plane n . X = 1 in camera coordinates: 1/z = n . ((u - cx)/f, (v - cy)/f, 1).
+    n = np.array([0.02, 0.3, 0.15])
+    inv = n[0] * (u - W / 2) / f + n[1] * (v - H / 2) / f + n[2]
+    depth = 1.0 / inv
+    support = np.ones((H, W), bool)
+    conf = np.full((H, W), 2.0)
+    u0, v0 = 40.3, 30.7
+    z_true = lambda uu, vv: 1.0 / (n[0] * (uu - W / 2) / f + n[1] * (vv - H / 2) / f + n[2])
+    z0, slope, rms, c = fit_surface(depth, support, conf, u0, v0, radius=10)
+    np.testing.assert_allclose(z0, z_true(u0, v0), rtol=1e-9)
+    np.testing.assert_allclose(slope, np.array([n[0], n[1]]) / f * z_true(u0, v0), rtol=1e-7)
+    assert rms < 1e-9 and c == 2.0
+    # Re-association: the offset re-read 6 px right and 4 px down is the plane's depth there.
+    o = surface_offset(jnp.float32(1.0), jnp.asarray(slope, jnp.float32), jnp.array([6.0, 4.0]), 10)
+    np.testing.assert_allclose(float(o) * z0, z_true(u0 + 6, v0 + 4), rtol=1e-5)
+    # Clipped to the fitted window: 50 px reads the window's edge (10 px).
+    o_far = surface_offset(jnp.float32(1.0), jnp.asarray(slope, jnp.float32), jnp.array([50.0, 0.0]), 10)
+    np.testing.assert_allclose(float(o_far) * z0, z_true(u0 + 10, v0), rtol=1e-5)
+    # A box 30 % nearer covering a corner of the window: still the floor.
+    boxed = depth.copy()
+    boxed[20:27, 30:38] *= 0.7
+    z_box, slope_box, _, _ = fit_surface(boxed, support, conf, u0, v0, radius=10)
+    np.testing.assert_allclose(z_box, z_true(u0, v0), rtol=1e-6)
+    np.testing.assert_allclose(slope_box, slope, rtol=1e-4)
+    # Unsupported window: no fit.
+    assert fit_surface(depth, np.zeros((H, W), bool), conf, u0, v0, radius=10) is None

@@ -5,17 +5,20 @@ Usage:
   python -m experiments.run_josh --config=experiments/configs/josh.py:fast --config.stage1.iters=50
 
 Presets (the arg after the colon):
-  default           JOSH's own pipeline values (spec appendix B: stage 1 500 iterations at lr
+  default           JOSH's own pipeline schedule (spec appendix B: stage 1 500 iterations at lr
                     0.07 with rho_1.1, stage 2 200 at lr 0.014 with rho_0.4, weights scale 1,
-                    prior 100, static 0.1, smooth 0.1) with this project's fixes on, the body
-                    depth free along its camera ray (depth_along_ray) and smooth 0.3.
+                    prior 100) with this project's fixes on: contacts read on a fitted scene
+                    surface and re-associated while optimising, the body depth free along its
+                    camera ray (depth_along_ray), static 1 and smooth 3 (JOSH: 0.1 and 0.1)
+                    acting on per-frame motion only (motion_terms_stop_gradient).
   fast              the same with fewer iterations and a match cap (README demo, CI).
   reference_compat  reproduces the reference's behaviour where it matters for parity: buggy
                     smpl_idx counter, contacts only from masked pixels with the canon2 depth
                     filter, raw 3x3 body-pose matrices and a root quaternion, smoothness gaps in
                     sampled-image index, the shared focal updated once per image per step, no
                     focal compensation of the contact offsets, human depth only rescaled inside
-                    the contact term, smooth 0.1, no depth along the ray.
+                    the contact term, static 0.1, smooth 0.1, no depth along the ray, contacts
+                    read at the nearest scene pixel.
 """
 
 import ml_collections
@@ -45,7 +48,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.use_clip_focal_init = True  # use Clip.focal_init when present (else Weiszfeld, as JOSH)
     c.contact_joint_radius = 0.05
     c.contact_thres = 0.5
-    c.depth_filter_ratio = 1.01
+    # Drop a contact whose surface depth and body depth (pointmap) differ by more than this
+    # ratio (the reference: 1.01 on canon2 values at the snapped pixel).
+    c.depth_filter_ratio = 1.03
+    # Scene surface under a contact: a plane fitted to the trusted pixels within `radius` px that
+    # are `margin` px clear of the body (pixels of a 512-wide image, scaled with the width);
+    # windows with a relative rms above `max_rms` are dropped.
+    # The optimiser re-reads the surface where the contact vertex currently projects
+    # (`reassociate`; False: at the pixel found in prepare).
+    c.contact_surface = ml_collections.ConfigDict(
+        dict(radius=32, margin=3, max_rms=0.03, reassociate=True)
+    )
     c.buckets = ml_collections.ConfigDict(
         dict(
             frames=(8, 16, 24, 32, 48),
@@ -62,15 +75,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.stage1 = ml_collections.ConfigDict(dict(iters=500, lr=0.07, gamma=1.1))
     c.stage2 = ml_collections.ConfigDict(dict(iters=200, lr=0.014, gamma=0.4))
     c.human_gamma = 1.1
-    # smooth 0.3 (JOSH: 0.1) with depth_along_ray: the world-frame smoothness is what removes the
-    # HMR's per-frame depth noise (benchmarks/josh_accuracy.py).
-    c.weights = ml_collections.ConfigDict(dict(scale=1.0, prior=100.0, static=0.1, smooth=0.3))
-    # Per-parameter prior weights (multiplying weights.prior). The reference's prior (all 1)
-    # freezes the bodies; the default lets the contact terms move the translation.
-    # depth_offset / depth_scale: per-frame / per-track log depth along the camera ray
-    # (depth_along_ray); the HMR's 2D position is reliable, its depth is not.
+    # JOSH: static 0.1, smooth 0.1. The static and smoothness terms are what remove the HMR's
+    # per-frame depth noise once the bodies move along their camera rays; with
+    # motion_terms_stop_gradient they cannot shrink the world, so they can weigh more
+    # (benchmarks/josh_accuracy.py).
+    c.weights = ml_collections.ConfigDict(dict(scale=1.0, prior=100.0, static=1.0, smooth=3.0))
+    # Per-parameter prior weights (multiplying weights.prior). The body's depth moves along its
+    # camera ray through depth_offset / depth_scale (per-frame / per-track log depth;
+    # depth_along_ray): the HMR's 2D position is reliable, its depth is not, so the transl keeps
+    # the reference's weight (1) and the depth parameters get weak ones.
     c.prior = ml_collections.ConfigDict(
-        dict(orient=1.0, transl=0.01, pose=1.0, betas=1.0, depth_offset=0.03, depth_scale=0.03)
+        dict(orient=1.0, transl=1.0, pose=1.0, betas=1.0, depth_offset=0.03, depth_scale=0.03)
     )
     # Learning-rate multipliers per parameter group (relative to the stage lr). Adam moves every
     # parameter by ~lr per step whatever its gradient, so the body rotations and betas (whose
@@ -88,6 +103,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.compensate_contact_offset = True  # focal-compensate the contact offsets like the matches
     # Move each body along its camera ray by exp(track log scale + frame log offset).
     c.depth_along_ray = True
+    # The static and smoothness terms treat the cameras, the focal and each track's depth scale
+    # as constants (they would otherwise pull the world towards scale 0).
+    c.motion_terms_stop_gradient = True
 
     if preset == "fast":
         c.stage1.iters = 150
@@ -95,6 +113,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     elif preset == "reference_compat":
         c.reference_compat = True
         c.max_matches_per_pair = 0
+        c.depth_filter_ratio = 1.01
+        c.contact_surface.reassociate = False
         c.use_clip_focal_init = False
         c.prior = ml_collections.ConfigDict(dict(orient=1.0, transl=1.0, pose=1.0, betas=1.0))
         c.lr_scale.pose = 1.0
@@ -105,6 +125,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.human_depth_follows_focal = False
         c.compensate_contact_offset = False
         c.depth_along_ray = False
+        c.motion_terms_stop_gradient = False
         c.weights.smooth = 0.1
+        c.weights.static = 0.1
     c.lock()
     return c
