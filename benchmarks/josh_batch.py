@@ -111,6 +111,7 @@ def main(argv):
         figures[f"run_s_b{k}"] = run_s
         figures[f"clips_per_min_b{k}"] = 60.0 * k / run_s
         figures[f"nan_clips_b{k}"] = float(np.asarray(sol.nan)[:k].sum())
+        figures[f"diverged_clips_b{k}"] = float(np.asarray(sol.diverged)[:k].sum())
         print(f"batch {k:3d} (padded to {k_pad}): compile {compile_s:.1f} s, run {run_s:.1f} s, "
               f"{60.0 * k / run_s:.2f} clips/min")
 
@@ -128,6 +129,7 @@ def main(argv):
             per_clip.append({k: m[k] for k in ("wa_mpjpe_sim3_mm", "w_mpjpe_first_frame_aligned_mm",
                                                "human_scale_err", "focal_err", "cam_ate_sim3_m")})
             per_clip[-1]["nan"] = bool(np.asarray(info["diagnostics"]["nan"]))
+            per_clip[-1]["diverged"] = bool(np.asarray(info["diagnostics"]["diverged"]))
         sweep[level] = per_clip
         for key, short in (("wa_mpjpe_sim3_mm", "wa_mpjpe_mm"),
                            ("w_mpjpe_first_frame_aligned_mm", "w_mpjpe_mm"),
@@ -137,6 +139,7 @@ def main(argv):
             figures[f"noise{level:g}_{short}_mean"] = float(vals.mean())
             figures[f"noise{level:g}_{short}_max"] = float(vals.max())
         figures[f"noise{level:g}_nan_clips"] = float(sum(c["nan"] for c in per_clip))
+        figures[f"noise{level:g}_diverged_clips"] = float(sum(c["diverged"] for c in per_clip))
         print(f"noise x{level:g}: " + ", ".join(
             f"{k} {figures[f'noise{level:g}_{k}_mean']:.4g}"
             for k in ("wa_mpjpe_mm", "w_mpjpe_mm", "human_scale_err", "focal_err",

@@ -32,6 +32,7 @@ Public API:
   curve_stage2: float32[I2, 6] same for stage 2.
   final_terms: float32[6] loss terms at the final parameters (stage-2 loss).
   nan: bool[] a non-finite loss or parameter was met; params are the last finite ones.
+  diverged: bool[] a stage ended with its loss above DIVERGENCE_FACTOR x its initial loss.
   iters_run: int32[2] iterations applied per stage (less than configured after a NaN).
 
 World-frame SMPL: joints_world = R_wc @ joints_cam + t_wc with [R_wc | t_wc] = T_world_cam of the
@@ -55,6 +56,9 @@ from josh_jax import geometry
 from josh_jax.prepare import Problem
 
 CURVE_COLUMNS = ("total", "pair", "scale", "static", "prior", "smooth")
+# A stage whose loss ends above this multiple of where it started has diverged (a converging run
+# ends below its start; the world-frame human terms may rise a little while cameras settle).
+DIVERGENCE_FACTOR = 2.0
 
 
 @jax.tree_util.register_dataclass
@@ -107,6 +111,7 @@ class Solution:
     curve_stage2: jax.Array
     final_terms: jax.Array
     nan: jax.Array
+    diverged: jax.Array
     iters_run: jax.Array
 
 
@@ -438,16 +443,6 @@ def loss_terms(params: Params, problem: Problem, config, stage: int, points1=Non
     local_verts, local_joints = human_forward(params, problem, config)
     t = effective_transl(params, problem, config, f)[:, :, None]
     verts, joints = local_verts + t, local_joints + t  # camera frame
-    # Bodies and cameras as the static and smoothness terms see them.
-    verts_m, joints_m, T_m = verts, joints, T_wc
-    if config.motion_terms_stop_gradient:
-        # Both terms shrink with the world (a collapse to scale 0 minimises them); they are there
-        # to remove per-frame motion noise, so the cameras, the focal and each track's depth
-        # scale are constants to them and the metric scale is left to the contact term.
-        stop = jax.lax.stop_gradient
-        held = dataclasses.replace(params, depth_log_scale=stop(params.depth_log_scale))
-        t = effective_transl(held, problem, config, stop(f))[:, :, None]
-        verts_m, joints_m, T_m = local_verts + t, local_joints + t, stop(T_wc)
     n_t = jnp.sum(problem.smpl_valid, axis=1).astype(jnp.float32)
 
     # Contact scale: scene depth at the entry's surface point vs the vertex's camera depth.
@@ -478,12 +473,12 @@ def loss_terms(params: Params, problem: Problem, config, stage: int, points1=Non
     )
 
     def static_one(v, fr, prev, vid, w):
-        now = _apply(T_m[fr], v[fr, vid])
-        before = _apply(T_m[prev], v[prev, vid])
+        now = _apply(T_wc[fr], v[fr, vid])
+        before = _apply(T_wc[prev], v[prev, vid])
         return losses.contact_static_loss(now, before, w, gh)
 
     L_static = jax.vmap(static_one)(
-        verts_m,
+        verts,
         problem.static_frame,
         problem.static_prev,
         problem.static_vertex,
@@ -500,10 +495,10 @@ def loss_terms(params: Params, problem: Problem, config, stage: int, points1=Non
         gaps = fi / med
 
     def smooth_one(J, valid):
-        Jw = _apply(T_m[:, None], J)
+        Jw = _apply(T_wc[:, None], J)
         return losses.joint_smoothness_loss(Jw, gaps, valid, gh)
 
-    L_smooth = jax.vmap(smooth_one)(joints_m, problem.smpl_valid)
+    L_smooth = jax.vmap(smooth_one)(joints, problem.smpl_valid)
 
     pw = config.prior
     if config.rotation == "matrix":
@@ -700,6 +695,11 @@ def optimize(problem: Problem, config) -> Solution:
     params, c1, ok, n1 = _run_stage(params, problem, config, 1, ok)
     params, c2, ok, n2 = _run_stage(params, problem, config, 2, ok)
     _, final = loss_terms(params, problem, config, 2)
+    diverged = jnp.zeros((), bool)
+    if c1.shape[0]:
+        diverged |= c1[-1, 0] > DIVERGENCE_FACTOR * c1[0, 0]
+    if c2.shape[0]:
+        diverged |= final[0] > DIVERGENCE_FACTOR * c2[0, 0]
     T_wc, f, sg = camera_forward(params, problem, config)
     R_root, R_body = human_rotations(params, problem, config)
     anchor_depth = _scene_depth(
@@ -724,6 +724,7 @@ def optimize(problem: Problem, config) -> Solution:
         curve_stage2=c2,
         final_terms=final,
         nan=~ok,
+        diverged=diverged | ~ok,
         iters_run=jnp.stack([n1, n2]),
     )
 

@@ -110,9 +110,11 @@ def reconstruct(clip, config, body_model=None, *, log: Callable[..., None] = _no
     t = time.perf_counter()
     result = make_result(clip, problem, solution, body_model, config, info=prep_info)
     timings["assemble_s"] = time.perf_counter() - t
-    nan = bool(np.asarray(solution.nan))
-    log(f"  [result] {timings['assemble_s']:.2f} s" + ("  WARNING: NaN met, last finite "
-                                                       "parameters kept" if nan else ""))
+    nan, diverged = bool(np.asarray(solution.nan)), bool(np.asarray(solution.diverged))
+    warning = ("  WARNING: NaN met, last finite parameters kept" if nan else
+               "  WARNING: the optimisation diverged (loss rose), treat this result as failed"
+               if diverged else "")
+    log(f"  [result] {timings['assemble_s']:.2f} s" + warning)
     return result, {"timings": timings, "diagnostics": dict(result.diagnostics)}
 
 
@@ -342,6 +344,7 @@ def run_and_write(items: Sequence[tuple[str, Any, Any]], config, *, out_dir: str
             "timings": {**info["timings"], "evaluate_s": eval_s, "write_s": write_s},
             "final_losses": final_losses(diag),
             "nan": bool(np.asarray(diag.get("nan", False))),
+            "diverged": bool(np.asarray(diag.get("diverged", False))),
             "iters_run": np.asarray(diag.get("iters_run", [])).tolist(),
             "metrics": metrics,
             "outputs": written,
@@ -364,13 +367,14 @@ def summary_table(summaries: Sequence[dict[str, Any]]) -> str:
         for k in s["final_losses"]:
             if k not in loss_names:
                 loss_names.append(k)
-    header = ["clip", "time s", "nan"] + [f"L_{k}" for k in loss_names]
+    header = ["clip", "time s", "nan", "diverged"] + [f"L_{k}" for k in loss_names]
     header += [label for _, label in _TABLE_METRICS]
     rows = []
     for s in summaries:
         t = s["timings"]
         total = sum(v for k, v in t.items() if k.endswith("_s"))
-        row = [s["clip"], f"{total:.1f}", "yes" if s["nan"] else "no"]
+        row = [s["clip"], f"{total:.1f}", "yes" if s["nan"] else "no",
+               "yes" if s.get("diverged") else "no"]
         row += [f"{s['final_losses'].get(k, float('nan')):.4g}" for k in loss_names]
         m = s["metrics"] or {}
         row += [f"{m[k]:.4g}" if k in m else "-" for k, _ in _TABLE_METRICS]

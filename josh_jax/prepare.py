@@ -157,11 +157,6 @@ class PrepareInfo:
     num_matches_total: int
 
 
-def surface_window_radius(config, width: int) -> int:
-    """Contact surface window radius in pixels of an image `width` pixels wide."""
-    return max(2, round(config.contact_surface.radius * width / 512))
-
-
 def bucket_size(n: int, sizes: Sequence[int]) -> int:
     """Smallest bucket >= n; past the largest, the next multiple of the largest (n >= 1)."""
     n = max(int(n), 1)
@@ -369,7 +364,7 @@ def prepare(clip, config, body_model=None, *, return_info: bool = False):
     track_contacts = []
     ratio = focal_init / float(clip.hmr_focal)
     # Surface windows are set in pixels of a 512-pixel-wide image (MASt3R's input width).
-    surface_radius = surface_window_radius(cfg, W)
+    surface_radius = max(2, round(cfg.contact_surface.radius * W / 512))
     for p in range(P_clip):
         v = np.asarray(clip.smpl_valid[p], bool)
         frames = np.nonzero(v)[0]

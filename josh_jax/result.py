@@ -492,6 +492,7 @@ def make_result(clip, problem, solution, body_model, config=None, *, info=None,
         "curve_stage2": sol.curve_stage2,
         "final_terms": sol.final_terms,
         "nan": sol.nan,
+        "diverged": sol.diverged,
         "iters_run": sol.iters_run,
         "focal": np.float32(focal),
     }

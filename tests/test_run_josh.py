@@ -88,12 +88,13 @@ def test_summary_table_lists_clips_and_terms():
         {"clip": "a", "timings": {"prepare_s": 1.0, "optimize_s": 2.5}, "nan": False,
          "final_losses": {"total": 1.25, "scale": 0.5}, "metrics": {"wa_mpjpe_sim3_mm": 42.0}},
         {"clip": "bb", "timings": {"prepare_s": 1.0, "optimize_s": 1.0}, "nan": True,
-         "final_losses": {"total": 3.0}, "metrics": None},
+         "diverged": True, "final_losses": {"total": 3.0}, "metrics": None},
     ]
     table = pipeline.summary_table(summaries).splitlines()
     assert "L_total" in table[0] and "L_scale" in table[0] and "WA mm" in table[0]
-    assert table[2].split()[:4] == ["a", "3.5", "no", "1.25"]
-    assert table[3].split()[:3] == ["bb", "2.0", "yes"] and table[3].split()[-1] == "-"
+    assert table[0].split()[3:5] == ["nan", "diverged"]  # after "clip", "time s"
+    assert table[2].split()[:5] == ["a", "3.5", "no", "no", "1.25"]
+    assert table[3].split()[:4] == ["bb", "2.0", "yes", "yes"] and table[3].split()[-1] == "-"
 
 
 def test_run_josh_cli_end_to_end(tiny, tmp_path):
