@@ -100,7 +100,7 @@ def fit_surface(
 ):
     """Plane through the support pixels within `radius` of (u, v), as inverse depth affine in pixels.
 
-    Least squares on 1/z = w0 + gu (x - u) + gv (y - v), refitted once without the points beyond
+    Least squares on 1/z = w0 + gu (x - u) + gv (y - v), refitted twice without the points beyond
     3 robust sigmas (a box edge or clutter inside the window).
 
     Args:
