@@ -200,7 +200,7 @@ def build_contacts(
     smpl_idx = 0  # reference counter (index into the track's frame list)
     num_candidates = 0
     coords_cache: dict[int, np.ndarray] = {}
-    support_cache: dict[int, np.ndarray] = {}
+    surface_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # support, body pixels
     frames = np.asarray(frames)
     for row, img in enumerate(frames.tolist()):
         ids = np.nonzero(np.asarray(contact[row]) > contact_thres)[0]
@@ -254,17 +254,18 @@ def build_contacts(
                 offset, conf = views.canon2[img, py, px] / ref, views.cconf[img, py, px]
                 at, slope = (float(px), float(py)), (0.0, 0.0)
             else:
-                if img not in support_cache:
-                    support_cache[img] = scipy.ndimage.binary_erosion(
-                        mask, iterations=surface_margin, border_value=1
+                if img not in surface_cache:
+                    surface_cache[img] = (
+                        scipy.ndimage.binary_erosion(
+                            mask, iterations=surface_margin, border_value=1
+                        ),
+                        ~mask if body_mask is None else np.asarray(body_mask[img], bool),
                     )
-                fit = fit_surface(
-                    depth[img], support_cache[img], views.cconf[img], uu, vv, surface_radius
-                )
+                support, body = surface_cache[img]
+                fit = fit_surface(depth[img], support, views.cconf[img], uu, vv, surface_radius)
                 if fit is None or fit[2] > surface_max_rms:
                     continue
                 pz, slope, _, conf = fit
-                body = ~mask if body_mask is None else np.asarray(body_mask[img], bool)
                 hz = _nearest_value(depth[img], body, uu, vv, surface_margin + 2)
                 if not hz > 0 or max(hz / pz, pz / hz) > depth_filter_ratio:
                     continue

@@ -7,7 +7,7 @@ Public API:
                                                  # ("clips",) mesh; returns a stacked Solution
   init_params(problem, config) -> Params
   camera_forward(params, problem, config) -> (T_world_cam [N,4,4], focal [], depth_scale)
-  human_forward(params, problem, config) -> per-track SMPL posed at zero transl
+  human_forward(params, problem, config, f) -> per-track SMPL (camera frame)
   CURVE_COLUMNS = ("total", "pair", "scale", "static", "prior", "smooth")
 
 `Solution` fields (one clip; a leading clip axis when batched):
@@ -385,16 +385,17 @@ def effective_transl(params: Params, problem: Problem, config, f):
     return transl
 
 
-def human_forward(params: Params, problem: Problem, config):
-    """SMPL of the used vertices with zero transl, camera axes: (verts [P, N, U+24, 3],
-    joints [P, N, 24, 3]); add `effective_transl` for the camera frame."""
+def human_forward(params: Params, problem: Problem, config, f):
+    """Camera-frame SMPL of the used vertices: (verts [P, N, U+24, 3], joints [P, N, 24, 3])."""
     R_root, R_body = human_rotations(params, problem, config)
+    transl = effective_transl(params, problem, config, f)
 
-    def one(betas, Rr, Rb):
-        out = lbs(problem.body, betas, Rr, Rb, jnp.zeros((3,), Rr.dtype))
+    def one(betas, Rr, Rb, t):
+        out = lbs(problem.body, betas, Rr, Rb, t)
         return out.vertices, out.joints
 
-    return jax.vmap(jax.vmap(one, in_axes=(None, 0, 0)))(params.betas, R_root, R_body)
+    per_frame = jax.vmap(one, in_axes=(None, 0, 0, 0))
+    return jax.vmap(per_frame)(params.betas, R_root, R_body, transl)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -440,9 +441,7 @@ def loss_terms(params: Params, problem: Problem, config, stage: int, points1=Non
         zero = jnp.zeros((), jnp.float32)
         terms = jnp.stack([pair, pair, zero, zero, zero, zero])
         return pair, terms
-    local_verts, local_joints = human_forward(params, problem, config)
-    t = effective_transl(params, problem, config, f)[:, :, None]
-    verts, joints = local_verts + t, local_joints + t  # camera frame
+    verts, joints = human_forward(params, problem, config, f)  # camera frame
     n_t = jnp.sum(problem.smpl_valid, axis=1).astype(jnp.float32)
 
     # Contact scale: scene depth at the entry's surface point vs the vertex's camera depth.
