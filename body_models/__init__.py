@@ -6,20 +6,17 @@ out = lbs(model, betas, global_orient, body_pose, transl)   # one body; vmap for
 """
 
 from body_models import indices, rotations
+from body_models.arrays import ModelFormatError, model_from_arrays, to_arrays
 from body_models.builtin import mannequin
-from body_models.loaders import (
-    ModelFormatError,
-    load_model,
-    model_from_arrays,
-    save_model_npz,
-    to_arrays,
-)
+from body_models.errors import InputError
+from body_models.loaders import load_model, save_model_npz
 from body_models.model import BodyModel, BodyOutput, lbs, regress_joints, rest_joints
 from body_models.safe_pickle import UnsafePickleError
 
 __all__ = [
     "BodyModel",
     "BodyOutput",
+    "InputError",
     "ModelFormatError",
     "UnsafePickleError",
     "indices",

@@ -31,6 +31,7 @@ import functools
 
 import numpy as np
 
+from body_models.arrays import model_from_arrays
 from body_models.model import BodyModel
 
 NUM_VERTICES = 6890
@@ -589,8 +590,6 @@ def mannequin_arrays() -> dict[str, np.ndarray]:
 @functools.lru_cache(maxsize=1)
 def mannequin() -> BodyModel:
     """The built-in licence-free body as a float32 `BodyModel` named "mannequin" (memoised)."""
-    from body_models.loaders import model_from_arrays  # local: loaders imports this module lazily
-
     return model_from_arrays(
         mannequin_arrays(), "mannequin", num_betas=10, num_expression=0, name="mannequin"
     )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from body_models.builtin import mannequin_arrays
+
 SMPL_JOINT_NAMES = (
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
     "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
@@ -47,8 +49,6 @@ def foot_vertices(model_name: str) -> np.ndarray:
     """int32[4]: left toe, left heel, right toe, right heel vertex ids (contact, foot sliding)."""
     if _kind(model_name) == "smpl":
         return SMPL_FOOT_VERTEX_IDS.copy()
-    from body_models.builtin import mannequin_arrays
-
     return mannequin_arrays()["foot_ids"].copy()
 
 
@@ -62,8 +62,6 @@ def sole_vertices(model) -> np.ndarray:
     """
     if isinstance(model, str):
         if _kind(model) == "mannequin":
-            from body_models.builtin import mannequin_arrays
-
             return mannequin_arrays()["sole_ids"].copy()
         raise ValueError(
             f"sole_vertices({model!r}): SMPL sole ids are derived from the model file; pass the "
