@@ -1,8 +1,9 @@
-"""Convex solids for the synthetic world: boxes and wedges as planes (for ray casting) and triangles.
+"""Convex solids (boxes, wedges, the room) as planes (for ray casting) and triangles.
 
-Every solid of the synthetic scenes is a convex polytope. One representation serves both uses:
-its bounding planes `n . x <= d` make ray casting exact and vectorised (`render.raycast_scene`),
-and its convex hull gives the triangle mesh stored as ground truth (`gt_scene_vertices/faces`).
+Every solid of the synthetic scenes (and of the reference clip's scene) is a convex polytope. One
+representation serves both uses: its bounding planes `n . x <= d` make ray casting exact and
+vectorised (`synthetic.render.raycast_scene`), and its convex hull gives the triangle mesh stored
+as ground truth (`gt_scene_vertices/faces`).
 World frame: metres, y up, ground y = 0.
 """
 

@@ -1,4 +1,4 @@
-"""Geometry in one place: SO(3) converters, SE(3) as 4x4 matrices, interpolation, pinhole camera.
+"""Geometry in one place: SO(3) converters, SE(3) as 4x4 matrices, the pinhole camera.
 
 Conventions (docs/architecture.md): OpenCV cameras (x right, y down, z forward); `T_a_b` maps
 points in frame b to frame a (`T_world_cam` is camera-to-world); quaternions are wxyz; 6D
@@ -11,6 +11,7 @@ outputs) and output of this project is a matrix, the SO(3) code must sit below `
 """
 
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from body_models.rotations import (  # noqa: F401  (re-exported: this module is the public API)
@@ -29,6 +30,7 @@ from body_models.rotations import (  # noqa: F401  (re-exported: this module is 
     rot6d_to_matrix,
     skew,
 )
+from josh_jax import interpolation
 
 
 def se3(R: Float[Array, "... 3 3"], t: Float[Array, "... 3"]) -> Float[Array, "... 4 4"]:
@@ -62,18 +64,9 @@ def se3_interpolate(
     Returns:
       float[Q, 4, 4]; exactly T_keys[k] at t_query == t_keys[k].
     """
-    t_keys = jnp.asarray(t_keys, T_keys.dtype)
-    t_query = jnp.clip(jnp.asarray(t_query, T_keys.dtype), t_keys[0], t_keys[-1])
-    if T_keys.shape[0] == 1:
-        return jnp.broadcast_to(T_keys, (t_query.shape[0], 4, 4))
-    hi = jnp.clip(jnp.searchsorted(t_keys, t_query, side="right"), 1, t_keys.shape[0] - 1)
-    lo = hi - 1
-    alpha = (t_query - t_keys[lo]) / (t_keys[hi] - t_keys[lo])
-    q = matrix_to_quat(T_keys[:, :3, :3])
-    R = quat_to_matrix(quat_slerp(q[lo], q[hi], alpha))
-    # Exact at the keys (slerp renormalises, so snap rather than rely on alpha == 0).
-    R = jnp.where((alpha == 0)[:, None, None], T_keys[lo, :3, :3], R)
-    t = (1 - alpha)[:, None] * T_keys[lo, :3, 3] + alpha[:, None] * T_keys[hi, :3, 3]
+    lo, hi, alpha = interpolation.brackets(t_keys, t_query, T_keys.dtype)
+    R = interpolation.slerp_rotations(T_keys[:, :3, :3], lo, hi, alpha)
+    t = interpolation.lerp(T_keys[:, :3, 3], lo, hi, alpha)
     return se3(R, t)
 
 
@@ -110,3 +103,36 @@ def pixel_grid(H: int, W: int) -> Float[Array, "H W 2"]:
     """(u, v) of every pixel centre, indexed [v, u]."""
     v, u = jnp.meshgrid(jnp.arange(H, dtype=jnp.float32), jnp.arange(W, dtype=jnp.float32), indexing="ij")
     return jnp.stack([u, v], axis=-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Host twins (numpy, float64) for data generation and import, where float64 matters: jnp computes
+# in float32 unless x64 is enabled.
+
+
+def centred_intrinsics(focal: float, height: int, width: int) -> np.ndarray:
+    """Pinhole intrinsics with fx = fy = focal, principal point (W/2, H/2): float64[3, 3]."""
+    return np.array([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]])
+
+
+def pointmaps_from_depth(depth: np.ndarray, focal: float) -> np.ndarray:
+    """Camera-frame pointmaps from depth maps, principal point (W/2, H/2), computed in float64.
+
+    `X = ((u - W/2) z / f, (v - H/2) z / f, z)` at integer pixel centres (u, v), exactly as the
+    reference `synthetic_clip.pred_points_from_clip`.
+
+    Args:
+      depth: float[T, H, W] camera-frame z.
+      focal: focal length in pixels.
+
+    Returns:
+      float32[T, H, W, 3].
+    """
+    z = np.asarray(depth, np.float64)
+    _, height, width = z.shape
+    f = float(focal)
+    u = np.arange(width, dtype=np.float64)[None, None, :]
+    v = np.arange(height, dtype=np.float64)[None, :, None]
+    x = (u - width / 2) * z / f
+    y = (v - height / 2) * z / f
+    return np.stack([x, y, z], axis=-1).astype(np.float32)

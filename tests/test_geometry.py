@@ -93,14 +93,26 @@ def test_se3_interpolate_matches_scipy_slerp_and_hits_keys():
     T_keys = g.se3(jnp.asarray(rots.as_matrix()), jnp.asarray(trans))
     query = np.arange(13, dtype=np.float64)
     T_q = np.asarray(g.se3_interpolate(T_keys, key_times, query))
-    np.testing.assert_allclose(T_q[[0, 5, 10, 12]], np.asarray(T_keys), atol=1e-5)
+    np.testing.assert_array_equal(T_q[[0, 5, 10, 12]], np.asarray(T_keys))  # exact, last key too
     expected_R = Slerp(key_times, rots)(query).as_matrix()
     np.testing.assert_allclose(T_q[:, :3, :3], expected_R, atol=1e-6)
     expected_t = np.stack([np.interp(query, key_times, trans[:, i]) for i in range(3)], -1)
     np.testing.assert_allclose(T_q[:, :3, 3], expected_t, atol=1e-5)
     # Clamped outside the key range.
     T_out = g.se3_interpolate(T_keys, key_times, np.array([-3.0, 20.0]))
-    np.testing.assert_allclose(T_out, np.asarray(T_keys)[[0, -1]], atol=1e-5)
+    np.testing.assert_array_equal(T_out, np.asarray(T_keys)[[0, -1]])
+
+
+def test_host_pinhole_twins_agree_with_the_traced_camera():
+    K = g.centred_intrinsics(420.0, 144, 256)
+    assert K.dtype == np.float64
+    np.testing.assert_array_equal(K, np.asarray(g.intrinsics_matrix(420.0, 128.0, 72.0)))
+    depth = RNG.uniform(1.0, 3.0, (2, 5, 6))
+    points = g.pointmaps_from_depth(depth, 420.0)
+    assert points.shape == (2, 5, 6, 3) and points.dtype == np.float32
+    K = g.centred_intrinsics(420.0, 5, 6)
+    expected = g.unproject(jnp.asarray(K, jnp.float32), g.pixel_grid(5, 6), jnp.asarray(depth))
+    np.testing.assert_allclose(points, expected, rtol=1e-6)
 
 
 def test_project_unproject_roundtrip_and_pixel_grid():

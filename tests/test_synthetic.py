@@ -18,6 +18,7 @@ import body_models
 from experiments.configs import synthetic as synthetic_config
 from josh_jax import clip as clip_lib
 from josh_jax import geometry
+from josh_jax.errors import InputError
 from josh_jax.synthetic import generate_clip, motions, scenes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -305,14 +306,15 @@ def test_scene_only_clip_is_valid(tmp_path):
 
 
 def test_bad_config_is_one_clear_error():
-    with pytest.raises(ValueError, match="field 'scene'.*found 'castle'"):
+    with pytest.raises(InputError, match="synthetic config: scene: expected .*, found 'castle'"):
         generate_clip(_config("tiny", scene="castle"), 0)
-    with pytest.raises(ValueError, match="needs 'bench'"):
+    with pytest.raises(InputError, match="needs it.*found 'boxes'"):
         generate_clip(_config("tiny", motion="sit", scene="boxes"), 0)
     with pytest.raises(ValueError, match="unknown synthetic preset"):
         synthetic_config.get_config("tiny,nonsense")
 
 
+@pytest.mark.slow
 def test_make_synthetic_end_to_end(tmp_path):
     out = tmp_path / "clips"
     cmd = [sys.executable, "-m", "experiments.make_synthetic",
@@ -330,9 +332,12 @@ def test_make_synthetic_end_to_end(tmp_path):
     assert clip.num_frames == 3 and gt is not None and gt.gt_depth is not None
     png = out / "clip_0000.png"
     assert png.exists() and 5_000 < png.stat().st_size < 300_000
-    # Existing clips are not overwritten.
+    # Existing clips are not overwritten: one line on stderr, exit status 2.
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0 and "exists" in proc.stdout + proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: {out / 'clip_0000.npz'}: (file): expected a new file (pass --overwrite to "
+        "replace it), found an existing file")
 
 
 def test_bounding_box_culling_changes_nothing():
@@ -340,7 +345,7 @@ def test_bounding_box_culling_changes_nothing():
 
     scene = scenes.make_scene("bench", np.random.default_rng(1), num_boxes=4)
     H, W = 48, 80
-    K = render.intrinsics(60.0, H, W)
+    K = geometry.centred_intrinsics(60.0, H, W)
     T = cameras.look_at(np.array([2.5, 1.4, -1.0]), np.array([0.0, 0.5, 1.5]))
     culled = render.render_scene(scene, K, T, H, W)
     rays = render.pixel_rays(K, H, W).reshape(-1, 3) @ T[:3, :3].T

@@ -65,21 +65,6 @@ def noisy_depth(depth: np.ndarray, rng: np.random.Generator, *, scale: float,
     return out, frame_scale
 
 
-def pointmaps_from_depth(depth: np.ndarray, focal: float) -> np.ndarray:
-    """Camera-frame pointmaps ((u - W/2) z / f, (v - H/2) z / f, z): float32[T, H, W, 3].
-
-    Args:
-        depth: float64[T, H, W].
-        focal: focal in pixels the pointmaps are consistent with.
-    """
-    _, height, width = depth.shape
-    v, u = np.meshgrid(np.arange(height, dtype=np.float64), np.arange(width, dtype=np.float64),
-                       indexing="ij")
-    x = (u - width / 2.0) * depth / focal
-    y = (v - height / 2.0) * depth / focal
-    return np.stack([x, y, depth], -1).astype(np.float32)
-
-
 def confidence(depth: np.ndarray, human: np.ndarray, *, far_m: float, edge_rel: float,
                conf_max: float = 10.0) -> np.ndarray:
     """MASt3R-like confidence in [1, conf_max], multiples of 1/64, exactly 1 on people.

@@ -17,6 +17,8 @@ import numpy as np
 
 import body_models
 from josh_jax import clip as clip_lib
+from josh_jax import geometry
+from josh_jax.errors import InputError
 from josh_jax.synthetic import cameras, frontend_noise, motions, render, scenes
 
 # Stage names, in SeedSequence.spawn order (append only: keeps old seeds' clips unchanged).
@@ -67,12 +69,11 @@ def _check_config(config) -> None:
     ]
     for key, ok, expected in checks:
         if not ok:
-            raise ValueError(f"synthetic config: field '{key}': expected {expected}; "
-                             f"found {config[key]!r}")
+            raise InputError("synthetic config", key, expected, repr(config[key]))
     motions_used = {config.motion, config.motion2 or config.motion} if config.num_people else set()
     if "sit" in motions_used and config.scene != "bench":
-        raise ValueError(f"synthetic config: field 'scene': motion 'sit' needs 'bench'; "
-                         f"found {config.scene!r}")
+        raise InputError("synthetic config", "scene", "'bench' (motion 'sit' needs it)",
+                         repr(config.scene))
 
 
 def generate_clip(config, seed: int, *, return_extras: bool = False):
@@ -96,7 +97,7 @@ def generate_clip(config, seed: int, *, return_extras: bool = False):
     key_idx = np.arange(num_t) * stride
     height, width = int(config.height), int(config.width)
     focal = float(config.focal_over_width) * width
-    K = render.intrinsics(focal, height, width)
+    K = geometry.centred_intrinsics(focal, height, width)
 
     scene = scenes.make_scene(config.scene, rngs["scene"], int(config.num_boxes))
 
@@ -152,7 +153,7 @@ def generate_clip(config, seed: int, *, return_extras: bool = False):
         depth, rngs["depth"], scale=nz.scale, frame_scale_jitter=nz.frame_scale_jitter,
         lowfreq_rel=nz.lowfreq_rel, pixel_rel=nz.pixel_rel, blur_sigma_px=nz.blur_sigma_px)
     pred_focal = focal * (1.0 + nz.focal_error)
-    pointmaps = frontend_noise.pointmaps_from_depth(pred_depth, pred_focal)
+    pointmaps = geometry.pointmaps_from_depth(pred_depth, pred_focal)
     conf = frontend_noise.confidence(depth, human, far_m=nz.conf_far_m,
                                      edge_rel=nz.conf_edge_rel)
     pairs = frontend_noise.window_pairs(num_t, int(config.matches.window))

@@ -3,14 +3,13 @@ top view of the scene with the camera and human trajectories."""
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from josh_jax.io.atomic import atomic_write  # noqa: E402
 
 
 def contact_sheet(clip, gt, path: str, *, num_frames: int = 4, title: str = "",
@@ -60,19 +59,11 @@ def contact_sheet(clip, gt, path: str, *, num_frames: int = 4, title: str = "",
         _top_view(top, clip, gt)
     if title:
         fig.suptitle(title, fontsize=9)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=folder)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
+        with atomic_write(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _top_view(ax, clip, gt) -> None:

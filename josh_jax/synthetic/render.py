@@ -14,11 +14,6 @@ from josh_jax.synthetic import scenes
 _LIGHT = np.array([0.35, 1.0, 0.25]) / np.linalg.norm([0.35, 1.0, 0.25])
 
 
-def intrinsics(focal: float, height: int, width: int) -> np.ndarray:
-    """Pinhole intrinsics with fx = fy = focal and principal point (W/2, H/2): float64[3, 3]."""
-    return np.array([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]])
-
-
 def pixel_rays(K: np.ndarray, height: int, width: int) -> np.ndarray:
     """Camera-frame ray through each pixel centre with unit z: float64[H, W, 3]."""
     v, u = np.meshgrid(np.arange(height, dtype=np.float64), np.arange(width, dtype=np.float64),

@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from josh_jax.synthetic import meshes
+from josh_jax import convex
 
 SCENES = ("room", "boxes", "stairs", "slope", "bench", "walls")
 
@@ -26,7 +26,7 @@ class Scene:
 
     Attributes:
         name: layout name (one of `SCENES`).
-        solids: tuple of `meshes.Solid`; solid 0 is the room.
+        solids: tuple of `convex.Solid`; solid 0 is the room.
         planes: float64[K, P, 4] every solid's planes, padded with never-binding (0, 0, 0, 1) rows.
         inside_out: bool[K] True for the room.
         albedo: float64[K, 3] base colour per solid.
@@ -44,7 +44,7 @@ class Scene:
 
     def mesh(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Triangle mesh: vertices float64[S, 3], faces int32[F, 3], per-face albedo float32[F, 3]."""
-        vertices, faces, owner = meshes.merge_meshes(self.solids)
+        vertices, faces, owner = convex.merge_meshes(self.solids)
         return vertices, faces, self.albedo[owner].astype(np.float32)
 
 
@@ -80,7 +80,7 @@ def make_scene(name: str, rng: np.random.Generator, num_boxes: int = 4) -> Scene
     """
     if name not in SCENES:
         raise ValueError(f"scene: expected one of {SCENES}, found {name!r}")
-    solids = [meshes.room(_ROOM["xmin"], _ROOM["xmax"], _ROOM["height"], _ROOM["zmin"],
+    solids = [convex.room(_ROOM["xmin"], _ROOM["xmax"], _ROOM["height"], _ROOM["zmin"],
                           _ROOM["zmax"], albedo=(0.72, 0.7, 0.66))]
     features = {}
     if name == "stairs":
@@ -88,30 +88,30 @@ def make_scene(name: str, rng: np.random.Generator, num_boxes: int = 4) -> Scene
         colour = _colour(rng)
         for k in range(2):  # two steps, then the platform
             z0 = 0.4 + k * tread
-            solids.append(meshes.ground_box(0.0, 0.5 * (z0 + 3.2), (2.0, rise * (k + 1), 3.2 - z0),
+            solids.append(convex.ground_box(0.0, 0.5 * (z0 + 3.2), (2.0, rise * (k + 1), 3.2 - z0),
                                             colour * (1.0 - 0.1 * k), kind="step"))
         features["step_z"] = np.array([0.4, 0.4 + tread])
         features["platform_height"] = 2 * rise
     elif name == "slope":
-        solids.append(meshes.wedge(0.0, 0.9, length=2.2, width=2.0, height=0.3,
+        solids.append(convex.wedge(0.0, 0.9, length=2.2, width=2.0, height=0.3,
                                    albedo=_colour(rng), kind="slope"))
-        solids.append(meshes.ground_box(0.0, 2.5, (2.0, 0.3, 0.8), _colour(rng), kind="platform"))
+        solids.append(convex.ground_box(0.0, 2.5, (2.0, 0.3, 0.8), _colour(rng), kind="platform"))
     elif name == "bench":
         colour = _colour(rng, 0.3, 0.6)
         seat_h, seat_z = 0.45, 2.0
-        solids.append(meshes.ground_box(0.0, seat_z, (1.6, 0.06, 0.45), colour, kind="seat",
+        solids.append(convex.ground_box(0.0, seat_z, (1.6, 0.06, 0.45), colour, kind="seat",
                                         base=seat_h - 0.06))
         for x in (-0.7, 0.7):
-            solids.append(meshes.ground_box(x, seat_z, (0.08, seat_h - 0.06, 0.4), 0.7 * colour,
+            solids.append(convex.ground_box(x, seat_z, (0.08, seat_h - 0.06, 0.4), 0.7 * colour,
                                             kind="seat_leg"))
-        solids.append(meshes.ground_box(0.0, seat_z + 0.2, (1.6, 0.5, 0.05), colour,
+        solids.append(convex.ground_box(0.0, seat_z + 0.2, (1.6, 0.5, 0.05), colour,
                                         kind="seat_back", base=seat_h))
         features["seat"] = np.array([0.0, seat_h, seat_z])
     elif name == "walls":
         # An L of partition walls behind and left of the corridor; cameras stay on the right.
         colour = _colour(rng)
-        solids.append(meshes.ground_box(-0.3, 3.4, (4.4, 2.0, 0.12), colour, kind="wall"))
-        solids.append(meshes.ground_box(-2.5, 1.0, (0.12, 2.0, 4.8), 0.8 * colour, kind="wall"))
+        solids.append(convex.ground_box(-0.3, 3.4, (4.4, 2.0, 0.12), colour, kind="wall"))
+        solids.append(convex.ground_box(-2.5, 1.0, (0.12, 2.0, 4.8), 0.8 * colour, kind="wall"))
         features["camera_side"] = 1.0
     # Clutter boxes near the room's corners, out of the corridor and the cameras' paths.
     for _ in range(num_boxes):
@@ -119,7 +119,7 @@ def make_scene(name: str, rng: np.random.Generator, num_boxes: int = 4) -> Scene
         x = side * rng.uniform(4.6, 5.4)
         z = rng.uniform(-4.0, 4.5)
         size = (rng.uniform(0.4, 0.8), rng.uniform(0.3, 1.4), rng.uniform(0.4, 0.8))
-        solids.append(meshes.ground_box(x, z, size, _colour(rng), kind="box",
+        solids.append(convex.ground_box(x, z, size, _colour(rng), kind="box",
                                         yaw=rng.uniform(-0.6, 0.6)))
     return _pack(name, solids, features)
 
