@@ -77,14 +77,13 @@ def assert_one_line_error(excinfo, path, key):
     err = excinfo.value
     msg = str(err)
     assert "\n" not in msg, msg
-    assert err.key == key, msg
-    assert f"key '{key}'" in msg, msg
+    assert err.field == key, msg
     assert err.file == str(path), msg
-    assert msg.startswith(str(path)), msg
-    assert "expected" in msg and "found" in msg, msg
+    assert msg.startswith(f"{path}: {key}: expected "), msg
+    assert ", found " in msg, msg
     # No chained traceback from inside numpy: raised directly, or re-raised `from None`.
     assert err.__cause__ is None and (err.__context__ is None or err.__suppress_context__)
-    assert os.path.basename(str(excinfo.traceback[-1].path)) == "clip.py"
+    assert os.path.basename(os.path.dirname(str(excinfo.traceback[-1].path))) == "clip"
 
 
 # ------------------------------------------------------------------------------------------
@@ -180,7 +179,7 @@ def test_save_refuses_invalid_clip_and_keeps_existing_file(tmp_path):
     bad.pointmaps[0, 0, 0, 0] = np.nan
     with pytest.raises(ClipFormatError) as excinfo:
         clip_lib.save_clip(path, bad)
-    assert excinfo.value.key == "pointmaps" and str(path) in str(excinfo.value)
+    assert excinfo.value.field == "pointmaps" and str(path) in str(excinfo.value)
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["clip.npz"]
 
@@ -320,6 +319,7 @@ def test_error_message_states_expected_and_found(tmp_path):
         clip_lib.load_clip(write_raw(tmp_path / "c.npz", arrays))
     msg = str(excinfo.value)
     assert f"T={T}" in msg and "'pointmaps'" in msg and f"({T - 1}, {H}, {W})" in msg, msg
+    assert msg.startswith(f"{tmp_path / 'c.npz'}: confidence: expected shape [T=3, H=6, W=8]")
 
 
 @pytest.mark.parametrize("content", [b"not a zip at all", b"PK\x03\x04 truncated"])

@@ -16,8 +16,8 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from josh_jax import clip as clip_lib
-from josh_jax import importers
 from josh_jax.clip import ClipFormatError
+from josh_jax.clip.importers import reference
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = os.path.join(REPO, "tests", "data", "reference_clip_small.npz")
@@ -93,14 +93,14 @@ def match_world_errors(d, clip, gt, pair_ids, swap=False):
 def small():
     with np.load(SMALL) as raw:
         d = dict(raw)
-    clip, gt = importers.load_any(SMALL)
+    clip, gt = clip_lib.load_any(SMALL)
     return d, clip, gt
 
 
 def test_fixture_is_small_and_in_reference_layout():
     assert os.path.getsize(SMALL) < 1_000_000
     with np.load(SMALL) as raw:
-        assert importers.is_reference_layout(raw.files)
+        assert reference.is_reference_layout(raw.files)
         assert "format_version" not in raw.files
 
 
@@ -240,7 +240,7 @@ def test_imported_clip_round_trips(small, tmp_path):
     _, clip, gt = small
     path = tmp_path / "ours.npz"
     clip_lib.save_clip(path, clip, gt)
-    clip2, gt2 = importers.load_any(path)
+    clip2, gt2 = clip_lib.load_any(path)
     a, b = clip_lib.to_arrays(clip, gt), clip_lib.to_arrays(clip2, gt2)
     assert set(a) == set(b)
     for key in a:
@@ -251,8 +251,8 @@ def test_load_any_refuses_unknown_layout(tmp_path):
     path = tmp_path / "other.npz"
     np.savez(path, depth=np.zeros((2, 3, 4)))
     with pytest.raises(ClipFormatError) as excinfo:
-        importers.load_any(path)
-    assert excinfo.value.key == "format_version" and "\n" not in str(excinfo.value)
+        clip_lib.load_any(path)
+    assert excinfo.value.field == "format_version" and "\n" not in str(excinfo.value)
     assert "reference layout" in str(excinfo.value)
 
 
@@ -261,8 +261,8 @@ def test_reference_missing_key_is_named(tmp_path):
         d = dict(raw)
     del d["hmr_shape"]
     with pytest.raises(ClipFormatError) as excinfo:
-        importers.import_reference_arrays(d, source="x.npz")
-    assert excinfo.value.key == "hmr_shape" and str(excinfo.value).startswith("x.npz")
+        clip_lib.import_reference_arrays(d, source="x.npz")
+    assert excinfo.value.field == "hmr_shape" and str(excinfo.value).startswith("x.npz")
 
 
 def test_pad_matches_small_example():
@@ -270,7 +270,7 @@ def test_pad_matches_small_example():
     xy_i = np.arange(10).reshape(5, 2)
     xy_j = xy_i + 100
     conf = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
-    matches, mconf = importers.pad_matches(offsets, xy_i, xy_j, conf)
+    matches, mconf = reference.pad_matches(offsets, xy_i, xy_j, conf)
     assert matches.shape == (3, 3, 2, 2)
     np.testing.assert_array_equal(mconf, [[1, 2, 0], [0, 0, 0], [3, 4, 5]])
     np.testing.assert_array_equal(matches[2, 1, 1], [106, 107])
@@ -281,7 +281,7 @@ def test_pad_matches_small_example():
 def full():
     if not os.path.exists(FULL):
         pytest.skip(f"shared reference clip not found at {FULL}")
-    return importers.load_any(FULL)
+    return clip_lib.load_any(FULL)
 
 
 @needs_full
@@ -319,7 +319,7 @@ def test_full_reference_box_yaw_convention():
                                  "gt_frame_scale", "gt_room", "gt_boxes")}
     mirrored = d["gt_boxes"].copy()
     mirrored[:, 5] *= -1
-    meshes = [importers.scene_mesh_from_boxes(d["gt_room"], b) for b in (d["gt_boxes"], mirrored)]
+    meshes = [reference.scene_mesh_from_boxes(d["gt_room"], b) for b in (d["gt_boxes"], mirrored)]
     frames = range(0, 21, 4)
     err_ok, err_mirror = (scene_depth_errors(d, v, f, frames, 3000, seed=1) for v, f in meshes)
     differ = np.abs(err_ok - err_mirror) > 0.05  # pixels where the two conventions disagree
@@ -417,13 +417,13 @@ def _check_josh_clip(clip, truth, frontend, root):
 
 def test_josh_folder_refuses_pickles_by_default(tmp_path):
     make_josh_folder(tmp_path, tensor=lambda x: x)
-    with pytest.raises(importers.PickleRefusedError, match="allow_pickle=True"):
-        importers.import_josh_folder(tmp_path, tmp_path / "frontend.npz")
+    with pytest.raises(clip_lib.PickleRefusedError, match="allow_pickle=True"):
+        clip_lib.import_josh_folder(tmp_path, tmp_path / "frontend.npz")
 
 
 def test_josh_folder_with_numpy_pickles(tmp_path):
     truth, frontend = make_josh_folder(tmp_path, tensor=lambda x: x)
-    clip, gt = importers.load_any(tmp_path, allow_pickle=True)
+    clip, gt = clip_lib.load_any(tmp_path, allow_pickle=True)
     assert gt is None
     _check_josh_clip(clip, truth, frontend, tmp_path)
 
@@ -431,7 +431,7 @@ def test_josh_folder_with_numpy_pickles(tmp_path):
 @pytest.mark.skipif(not HAVE_TORCH, reason="torch is not installed (optional 'torch' extra)")
 def test_josh_folder_with_torch_tensors(tmp_path):
     truth, frontend = make_josh_folder(tmp_path, tensor=_torch_tensor)
-    clip = importers.import_josh_folder(tmp_path, tmp_path / "frontend.npz", allow_pickle=True)
+    clip = clip_lib.import_josh_folder(tmp_path, tmp_path / "frontend.npz", allow_pickle=True)
     _check_josh_clip(clip, truth, frontend, tmp_path)
     clip_lib.save_clip(tmp_path / "clip.npz", clip)
     assert clip_lib.load_clip(tmp_path / "clip.npz")[0].num_people == 2
@@ -444,13 +444,13 @@ def test_josh_folder_without_torch_says_how_to_install(tmp_path, monkeypatch):
     for name in [m for m in sys.modules if m == "torch" or m.startswith("torch.")] + ["torch"]:
         monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(ImportError, match=r"pip install 'josh-jax\[torch\]'") as excinfo:
-        importers.import_josh_folder(tmp_path, tmp_path / "frontend.npz", allow_pickle=True)
+        clip_lib.import_josh_folder(tmp_path, tmp_path / "frontend.npz", allow_pickle=True)
     assert "hps_track_0.npy" in str(excinfo.value) and "\n" not in str(excinfo.value)
 
 
 def test_josh_folder_without_people_is_scene_only(tmp_path):
     make_josh_folder(tmp_path, tensor=lambda x: x, tracks=())
-    clip = importers.import_josh_folder(tmp_path, tmp_path / "frontend.npz")
+    clip = clip_lib.import_josh_folder(tmp_path, tmp_path / "frontend.npz")
     assert clip.num_people == 0 and "scene only" in clip.describe()
 
 
@@ -458,19 +458,19 @@ def test_josh_folder_frontend_errors(tmp_path):
     _, frontend = make_josh_folder(tmp_path, tensor=lambda x: x, tracks=())
     bad = dict(frontend, matches=frontend["matches"] + 100)
     with pytest.raises(ClipFormatError) as excinfo:
-        importers.import_josh_folder(tmp_path, bad)
-    assert excinfo.value.key == "matches"
+        clip_lib.import_josh_folder(tmp_path, bad)
+    assert excinfo.value.field == "matches"
     missing = {k: v for k, v in frontend.items() if k != "pairs"}
     with pytest.raises(ClipFormatError) as excinfo:
-        importers.import_josh_folder(tmp_path, missing)
-    assert excinfo.value.key == "pairs"
+        clip_lib.import_josh_folder(tmp_path, missing)
+    assert excinfo.value.field == "pairs"
     with pytest.raises(ClipFormatError) as excinfo:
-        importers.import_josh_folder(tmp_path, dict(frontend, depth=np.zeros(2)))
-    assert excinfo.value.key == "depth"
+        clip_lib.import_josh_folder(tmp_path, dict(frontend, depth=np.zeros(2)))
+    assert excinfo.value.field == "depth"
 
 
 def test_josh_folder_missing_deco_is_named(tmp_path):
     make_josh_folder(tmp_path, tensor=lambda x: x)
     os.remove(tmp_path / "deco" / "hps_track_3.npy")
     with pytest.raises(FileNotFoundError, match="deco/hps_track_3.npy"):
-        importers.import_josh_folder(tmp_path, tmp_path / "frontend.npz", allow_pickle=True)
+        clip_lib.import_josh_folder(tmp_path, tmp_path / "frontend.npz", allow_pickle=True)

@@ -19,7 +19,7 @@ from body_models.model import lbs
 from experiments.configs import josh as josh_config
 from josh_jax import anchors
 from josh_jax import prepare as prep
-from josh_jax.importers import load_any
+from josh_jax.clip import load_any
 from tests.paths import REF_INPUTS, REFERENCE_CLIP, SMALL_CLIP, SMPL_PATH
 
 
