@@ -288,7 +288,7 @@ def test_readme_commands_convert_then_infer(tmp_path, state_dict, loaded):
     # The README's second command: inference on a clip (with images) from the converted file.
     from experiments.configs import synthetic as synthetic_config
     from josh_jax.clip import save_clip
-    from josh_jax.export import load_result_npz
+    from josh_jax.io.result_npz import load_result_npz
     from josh_jax.synthetic import generate_clip
 
     clip, _ = generate_clip(synthetic_config.get_config("tiny"), 0)

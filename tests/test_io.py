@@ -1,12 +1,15 @@
-"""Writers: every file loads back with the right content, and writes are atomic."""
+"""Writers (`josh_jax.io`): every file loads back with the right content, and writes are atomic."""
 
 import json
 import os
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
+import trimesh
 
-from josh_jax import export
+from josh_jax.errors import InputError
+from josh_jax.io import outputs, preview, result_npz, scene, tum
 from josh_jax.result import Result
 
 
@@ -64,14 +67,14 @@ REQUIRED = {"frame_index": (11,), "T_world_cam": (11, 4, 4), "K": (11, 3, 3),
 
 def test_npz_round_trip(tmp_path):
     result = make_result()
-    path = export.save_result_npz(str(tmp_path / "r.npz"), result, vertices="float32")
+    path = result_npz.save_result_npz(str(tmp_path / "r.npz"), result, vertices="float32")
     with np.load(path, allow_pickle=False) as z:
         for key, shape in REQUIRED.items():
             assert z[key].shape == shape, key
         assert z["smpl_valid"].dtype == bool
-        assert z["format_version"].item() == export.NPZ_FORMAT_VERSION
+        assert z["format_version"].item() == result_npz.NPZ_FORMAT_VERSION
         np.testing.assert_array_equal(z["diag_loss_total"], result.diagnostics["loss_total"])
-    back = export.load_result_npz(path)
+    back = result_npz.load_result_npz(path)
     for name in ("T_world_cam", "K", "joints_world", "smpl_valid", "scene_points_world",
                  "scene_colors", "scene_mask", "vertices_world", "smpl_betas", "faces"):
         np.testing.assert_array_equal(np.asarray(getattr(back, name)),
@@ -82,8 +85,8 @@ def test_npz_round_trip(tmp_path):
 
 def test_npz_vertices_options(tmp_path):
     result = make_result()
-    half = export.save_result_npz(str(tmp_path / "h.npz"), result, vertices="float16")
-    none = export.save_result_npz(str(tmp_path / "n.npz"), result, vertices="none")
+    half = result_npz.save_result_npz(str(tmp_path / "h.npz"), result, vertices="float16")
+    none = result_npz.save_result_npz(str(tmp_path / "n.npz"), result, vertices="none")
     with np.load(half) as z:
         assert z["vertices_world"].dtype == np.float16
         # float16 keeps ~3 significant digits: about 2 mm at 3 m.
@@ -91,48 +94,50 @@ def test_npz_vertices_options(tmp_path):
     with np.load(none) as z:
         assert "vertices_world" not in z.files
     with pytest.raises(ValueError, match="vertices"):
-        export.save_result_npz(str(tmp_path / "x.npz"), result, vertices="int8")
+        result_npz.save_result_npz(str(tmp_path / "x.npz"), result, vertices="int8")
     assert not (tmp_path / "x.npz").exists()
 
 
 def test_load_refuses_wrong_version(tmp_path):
     path = tmp_path / "bad.npz"
     np.savez(path, format_version=np.asarray("something/9"))
-    with pytest.raises(export.ResultFormatError, match=r"bad\.npz.*format_version"):
-        export.load_result_npz(str(path))
+    with pytest.raises(InputError) as excinfo:
+        result_npz.load_result_npz(str(path))
+    assert isinstance(excinfo.value, result_npz.ResultFormatError)
+    assert str(excinfo.value) == (f"{path}: format_version: expected 'josh_jax.result/1', "
+                                  "found 'something/9'")
 
 
 def test_tum_parses_and_matches_poses(tmp_path):
     from scipy.spatial.transform import Rotation
 
     result = make_result()
-    path = export.write_tum(str(tmp_path / "traj.txt"), result)
+    path = tum.write_tum(str(tmp_path / "traj.txt"), result)
     data = np.loadtxt(path, comments="#")
     assert data.shape == (11, 8)
     np.testing.assert_allclose(data[:, 0], np.arange(11) / 30.0, atol=1e-6)
     np.testing.assert_allclose(data[:, 1:4], result.T_world_cam[:, :3, 3], atol=1e-6)
     R = Rotation.from_quat(data[:, 4:8]).as_matrix()  # scipy: xyzw, as TUM
     np.testing.assert_allclose(R, result.T_world_cam[:, :3, :3], atol=1e-6)
-    times, poses = export.read_tum(path)
+    times, poses = tum.read_tum(path)
     np.testing.assert_allclose(poses, data[:, 1:], atol=0)
 
 
 def test_glb_and_ply_load_back(tmp_path):
-    trimesh = pytest.importorskip("trimesh")
     result = make_result()
-    glb = export.write_glb(str(tmp_path / "s.glb"), result)
-    scene = trimesh.load(glb)
-    names = set(scene.geometry)
+    glb = scene.write_glb(str(tmp_path / "s.glb"), result)
+    loaded = trimesh.load(glb)
+    names = set(loaded.geometry)
     assert any("scene_points" in n for n in names)
     # One body per valid (track, keyframe): track 1 is invalid at keyframe 10.
     assert sum("body_track" in n for n in names) == 5
     assert sum("camera_frame" in n for n in names) == 3
-    cloud = [g for n, g in scene.geometry.items() if "scene_points" in n][0]
+    cloud = [g for n, g in loaded.geometry.items() if "scene_points" in n][0]
     assert len(cloud.vertices) == int(result.scene_mask.sum())
 
-    ply = export.write_ply(str(tmp_path / "s.ply"), result)
+    ply = scene.write_ply(str(tmp_path / "s.ply"), result)
     cloud = trimesh.load(ply)
-    points, colors = export.scene_point_cloud(result)
+    points, colors = scene.scene_point_cloud(result)
     np.testing.assert_allclose(np.asarray(cloud.vertices), points, atol=1e-6)
     np.testing.assert_array_equal(np.asarray(cloud.colors)[:, :3], colors)
 
@@ -141,22 +146,21 @@ def test_render_points_z_buffer():
     K = np.array([[10.0, 0, 4], [0, 10, 4], [0, 0, 1]])
     points = np.array([[0.0, 0, 5], [0.0, 0, 2], [0.0, 0, 9]])  # all on the optical axis
     colors = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8)
-    img = export.render_points(points, colors, np.eye(4), K, (8, 8), splat=1, background=0)
+    img = preview.render_points(points, colors, np.eye(4), K, (8, 8), splat=1, background=0)
     np.testing.assert_array_equal(img[4, 4], [0, 255, 0])  # the nearest one
     assert img.reshape(-1, 3).any(axis=1).sum() == 1
     # A 2x2 splat covers pixels (4..5, 4..5); the near point still wins all four.
-    img = export.render_points(points, colors, np.eye(4), K, (8, 8), splat=2, background=0)
+    img = preview.render_points(points, colors, np.eye(4), K, (8, 8), splat=2, background=0)
     np.testing.assert_array_equal(img[4:6, 4:6].reshape(-1, 3), [[0, 255, 0]] * 4)
     assert img.reshape(-1, 3).any(axis=1).sum() == 4
     # Behind the camera: not drawn.
-    img = export.render_points(points * [1, 1, -1], colors, np.eye(4), K, (8, 8), background=0)
+    img = preview.render_points(points * [1, 1, -1], colors, np.eye(4), K, (8, 8), background=0)
     assert not img.any()
 
 
 def test_mp4_frame_count(tmp_path):
-    iio = pytest.importorskip("imageio.v3")
     result = make_result()
-    path = export.write_preview_mp4(str(tmp_path / "p.mp4"), result, width=64)
+    path = preview.write_preview_mp4(str(tmp_path / "p.mp4"), result, width=64)
     frames = list(iio.imiter(path, plugin="FFMPEG"))
     assert len(frames) == result.num_frames
     assert frames[0].shape == (48, 64, 3)
@@ -167,10 +171,10 @@ def test_write_all_keeps_unrelated_files_and_replaces_own(tmp_path):
     other.write_text("mine")
     old = tmp_path / "clip.npz"
     old.write_bytes(b"previous result")
-    written = export.write_all(str(tmp_path), "clip", make_result(), metrics={"x": 1.5},
+    written = outputs.write_all(str(tmp_path), "clip", make_result(), metrics={"x": 1.5},
                                mp4=False)
     assert other.read_text() == "mine"
-    assert export.load_result_npz(written["npz"]).num_frames == 11
+    assert result_npz.load_result_npz(written["npz"]).num_frames == 11
     assert json.loads((tmp_path / "clip.metrics.json").read_text()) == {"x": 1.5}
     assert sorted(os.listdir(tmp_path)) == sorted(
         ["notes.txt", "clip.npz", "clip.glb", "clip.tum.txt", "clip.metrics.json"])
@@ -186,9 +190,9 @@ def test_failure_mid_write_leaves_no_partial_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(np, "savez_compressed", broken_savez)
     with pytest.raises(OSError, match="disk full"):
-        export.save_result_npz(str(tmp_path / "new.npz"), make_result())
+        result_npz.save_result_npz(str(tmp_path / "new.npz"), make_result())
     with pytest.raises(OSError, match="disk full"):
-        export.save_result_npz(str(existing), make_result())
+        result_npz.save_result_npz(str(existing), make_result())
     assert not (tmp_path / "new.npz").exists()
     assert existing.read_bytes() == b"old content"
     assert sorted(os.listdir(tmp_path)) == ["kept.npz"]  # no temporary left behind

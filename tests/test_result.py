@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation, Slerp
 
+import body_models
 from josh_jax import geometry as geo
+from josh_jax import interpolation, world
 from josh_jax import result as result_lib
 
 
@@ -20,12 +22,12 @@ def _random_T(rng, n, trans_scale=1.0):
 
 def test_brackets_and_valid():
     keys = np.array([0.0, 5.0, 10.0, 15.0])
-    lo, hi, alpha = result_lib.interpolation_brackets(keys, np.arange(16.0))
+    lo, hi, alpha = interpolation.brackets(keys, np.arange(16.0))
     np.testing.assert_array_equal(lo, [0] * 5 + [1] * 5 + [2] * 5 + [2])
     np.testing.assert_allclose(alpha[:5], np.arange(5) / 5)
     assert alpha[15] == 1.0 and hi[15] == 3
     valid = jnp.array([True, True, False, True])
-    v = result_lib.interpolated_valid(valid, lo, hi, alpha)
+    v = interpolation.interpolated_valid(valid, lo, hi, alpha)
     # Frames 0..5 are bracketed by valid keys; 6..14 touch the invalid key 10; 10 is that key.
     np.testing.assert_array_equal(v, [True] * 6 + [False] * 9 + [True])
 
@@ -35,8 +37,8 @@ def test_slerp_rotations_matches_scipy():
     R_keys = Rotation.random(3, random_state=rng).as_matrix().astype(np.float32)
     t_keys = np.array([0.0, 4.0, 10.0])
     t_query = np.linspace(0, 10, 23)
-    lo, hi, alpha = result_lib.interpolation_brackets(t_keys, t_query)
-    R = result_lib.slerp_rotations(jnp.asarray(R_keys), lo, hi, alpha)
+    lo, hi, alpha = interpolation.brackets(t_keys, t_query)
+    R = interpolation.slerp_rotations(jnp.asarray(R_keys), lo, hi, alpha)
     expected = Slerp(t_keys, Rotation.from_matrix(R_keys))(t_query).as_matrix()
     np.testing.assert_allclose(R, expected, atol=2e-5)
 
@@ -61,8 +63,6 @@ def test_camera_interpolation_hits_keyframes_and_interpolates(mannequin):
 
 
 def test_world_smpl_conjugation_equals_posing_in_world(mannequin):
-    import body_models
-
     rng = np.random.default_rng(2)
     betas = jnp.asarray(rng.normal(size=10) * 0.8, jnp.float32)
     R_cam = jnp.asarray(Rotation.random(random_state=rng).as_matrix(), jnp.float32)
@@ -75,7 +75,7 @@ def test_world_smpl_conjugation_equals_posing_in_world(mannequin):
     body_cam = lbs(mannequin, betas, R_cam, pose, t_cam)
     pelvis = body_models.rest_joints(mannequin, betas)[0]
     assert float(jnp.linalg.norm(pelvis)) > 1e-3  # the offset matters for this test
-    R_w, t_w = result_lib.camera_to_world_smpl(T_world_cam, R_cam, t_cam, pelvis)
+    R_w, t_w = world.camera_to_world_smpl(T_world_cam, R_cam, t_cam, pelvis)
     body_world = lbs(mannequin, betas, R_w, pose, t_w)
 
     np.testing.assert_allclose(body_world.vertices, geo.se3_apply(T_world_cam, body_cam.vertices),
@@ -89,8 +89,6 @@ def test_world_smpl_conjugation_equals_posing_in_world(mannequin):
 
 
 def test_assembled_bodies_at_keyframes_and_validity(mannequin):
-    import body_models
-
     rng = np.random.default_rng(3)
     keyframes = np.array([0, 4, 8, 12])
     T_key = _random_T(rng, 4)
@@ -187,14 +185,12 @@ def _assemble(model, keyframes, T_key, P, R_cam=None, pose=None, betas=None, t_c
 
 @pytest.fixture(scope="module")
 def mannequin():
-    import body_models
-
     return body_models.mannequin()
 
 
 def test_jit_pieces_are_traceable():
     # The per-frame math is pure and jittable (assembly vmaps it over tracks).
-    f = jax.jit(result_lib.camera_to_world_smpl)
+    f = jax.jit(world.camera_to_world_smpl)
     R, t = f(jnp.eye(4), jnp.eye(3), jnp.zeros(3), jnp.array([0.0, 0.2, 0.0]))
     np.testing.assert_allclose(R, np.eye(3))
     np.testing.assert_allclose(t, np.zeros(3), atol=1e-7)

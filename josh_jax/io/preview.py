@@ -1,0 +1,86 @@
+"""An `.mp4` preview: the scene points and bodies rendered from every estimated camera."""
+
+from __future__ import annotations
+
+import imageio.v3 as iio
+import numpy as np
+
+from josh_jax.io.atomic import atomic_write
+from josh_jax.io.scene import TRACK_COLORS, scene_point_cloud
+from josh_jax.result import Result
+
+
+def render_points(points_world: np.ndarray, colors: np.ndarray, T_world_cam: np.ndarray,
+                  K: np.ndarray, size: tuple[int, int], splat: int = 1,
+                  background: int = 24) -> np.ndarray:
+    """Z-buffered point splat of world points seen by one camera.
+
+    Args:
+      points_world: float[N, 3]; colors: uint8[N, 3].
+      T_world_cam: float[4, 4] camera-to-world; K: float[3, 3] intrinsics of this image `size`.
+      size: (H, W) of the output image.
+      splat: side in pixels of the square each point covers.
+
+    Returns:
+      uint8[H, W, 3] image; the nearest point wins each pixel.
+    """
+    H, W = size
+    R, t = T_world_cam[:3, :3], T_world_cam[:3, 3]
+    x_cam = (points_world - t) @ R  # R^T (x - t), row form
+    z = x_cam[:, 2]
+    front = z > 1e-3
+    x_cam, z, colors = x_cam[front], z[front], colors[front]
+    # Far to near (one sort of the N points; the splat offsets keep that order): with repeated
+    # indices numpy's assignment keeps the last value, i.e. the nearest point wins.
+    order = np.argsort(-z, kind="stable")
+    x_cam, z, colors = x_cam[order], z[order], colors[order]
+    u = np.rint(K[0, 0] * x_cam[:, 0] / z + K[0, 2]).astype(np.int64)
+    v = np.rint(K[1, 1] * x_cam[:, 1] / z + K[1, 2]).astype(np.int64)
+    offsets = np.arange(splat) - (splat - 1) // 2
+    du, dv = (a.reshape(-1) for a in np.meshgrid(offsets, offsets, indexing="ij"))
+    u = (u[:, None] + du[None]).reshape(-1)
+    v = (v[:, None] + dv[None]).reshape(-1)
+    colors = np.repeat(colors, du.shape[0], axis=0)
+    inside = (u >= 0) & (u < W) & (v >= 0) & (v < H)
+    image = np.full((H, W, 3), background, np.uint8)
+    image.reshape(-1, 3)[(v * W + u)[inside]] = colors[inside]
+    return image
+
+
+def preview_frames(result: Result, *, width: int = 320, max_points: int = 60_000,
+                   splat: int = 2) -> np.ndarray:
+    """uint8[F, h, w, 3]: scene points and bodies rendered from every estimated camera.
+
+    The output size keeps the aspect ratio, with sides rounded to multiples of 16 (video codecs).
+    """
+    H, W = result.image_size
+    w = max(16, int(round(width / 16)) * 16)
+    h = max(16, int(round(H * w / W / 16)) * 16)
+    scale = np.array([w / W, h / H, 1.0])
+    points, colors = scene_point_cloud(result, max_points)
+    verts = np.asarray(result.vertices_world, np.float32)
+    valid = np.asarray(result.smpl_valid, bool)
+    T_all = np.asarray(result.T_world_cam, np.float64)
+    K_all = np.asarray(result.K, np.float64)
+    frames = []
+    for f in range(result.num_frames):
+        pts, cols = [points], [colors]
+        for p in range(valid.shape[0]):
+            if valid[p, f] and verts.size:
+                pts.append(verts[p, f])
+                cols.append(np.broadcast_to(TRACK_COLORS[p % len(TRACK_COLORS)],
+                                            verts[p, f].shape))
+        K = K_all[f] * scale[:, None]
+        frames.append(render_points(np.concatenate(pts).astype(np.float64), np.concatenate(cols),
+                                    T_all[f], K, (h, w), splat=splat))
+    return np.stack(frames)
+
+
+def write_preview_mp4(path: str, result: Result, **kwargs) -> str:
+    """An `.mp4` preview (H.264 via imageio-ffmpeg) at the video's fps, one frame per video frame."""
+    frames = preview_frames(result, **kwargs)
+
+    with atomic_write(path) as tmp:
+        iio.imwrite(tmp, frames, plugin="FFMPEG", fps=float(result.fps), codec="libx264",
+                    macro_block_size=16)
+    return path
