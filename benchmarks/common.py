@@ -12,13 +12,15 @@ import os
 import sys
 from typing import Any
 
+import jax
+
+from josh_jax.io.report import write_json
+
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
 def device_description() -> tuple[str, str]:
     """(short device tag for the file name, human description) of jax's default backend."""
-    import jax  # noqa: PLC0415
-
     dev = jax.devices()[0]
     if dev.platform == "cpu":
         return "cpu", f"cpu ({os.cpu_count()} cores, {jax.device_count()} jax device(s))"
@@ -44,8 +46,6 @@ def write_result(
       device: human description of the device (default: from jax).
       **extra: more top-level keys (config, notes, per-clip details...).
     """
-    from josh_jax.export import write_json  # noqa: PLC0415  (atomic, JSON-safe numpy values)
-
     default_tag, default_device = device_description()
     tag, device = tag or default_tag, device or default_device
     command = "python -m benchmarks." + os.path.splitext(os.path.basename(sys.argv[0]))[0]

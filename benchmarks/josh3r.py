@@ -27,6 +27,7 @@ import time
 from absl import app, flags
 
 from benchmarks.common import write_result
+from josh_jax.io.atomic import atomic_write
 
 _PRESETS = flags.DEFINE_list("presets", ["tiny"], "Model presets of experiments/configs/josh3r.py.")
 _MODES = flags.DEFINE_list("modes", ["train", "infer"], "train, infer, curve.")
@@ -198,8 +199,8 @@ def learning_curve(steps: int) -> None:
     fig.tight_layout()
     os.makedirs(_OUT.value, exist_ok=True)
     png = os.path.join(_OUT.value, "josh3r_tiny_curve.png")
-    fig.savefig(png + ".tmp.png", dpi=110)
-    os.replace(png + ".tmp.png", png)
+    with atomic_write(png) as tmp:
+        fig.savefig(tmp, dpi=110)
     k = max(1, len(loss) // 10)
     write("josh3r_tiny_curve", {
         "steps": int(step[-1]), "loss_first10pct_mean": float(loss[:k].mean()),

@@ -7,28 +7,36 @@ Clips: the reference clip, synthetic `default` clips of the given seeds and one 
 scene preset (`experiments/configs/synthetic.py`: stairs, sit, turn, curved, two_people), so a
 variant is judged across scenes, motions and cameras, not on one clip. Each variant is a josh
 config (`experiments/configs/josh.py:default`) with overrides; figures are the keyframe metrics
-of `josh_jax.pipeline.evaluate` per clip and their mean over the synthetic clips.
+of `josh_jax.evaluate.evaluate` per clip and their mean over the synthetic clips.
 Writes `benchmarks/results/josh_accuracy_sweep_<device>.json`.
 """
 
 from __future__ import annotations
 
-import datetime
 import os
-import sys
 import time
 
-from absl import app, flags
+import jax
+import numpy as np
+from absl import flags
 
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_REF = os.path.normpath(os.path.join(_REPO, "..", "shared", "reference", "josh_synthetic_clip.npz"))
+from benchmarks.common import RESULTS_DIR, write_result
+from experiments import cli
+from experiments.configs import josh as josh_config
+from experiments.configs import synthetic as synthetic_config
+from josh_jax import pipeline, synthetic
+from josh_jax.clip import load_any
+from josh_jax.evaluate import evaluate
+
+_REF = os.path.normpath(os.path.join(cli.REPO, "..", "shared", "reference",
+                                     "josh_synthetic_clip.npz"))
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Synthetic seeds (default preset).")
 _SCENES = flags.DEFINE_list("scenes", ["stairs", "sit", "turn", "curved", "two_people"],
                             "Synthetic presets, one clip each (seed 0).")
 _VARIANTS = flags.DEFINE_list(
     "variants", ["default", "no_reassociation", "previous_weights", "sfm_schedule"],
     "Variant names (VARIANTS).")
-_OUT = flags.DEFINE_string("out", "", "Output JSON ('' -> benchmarks/results/...).")
+_OUT_DIR = flags.DEFINE_string("out_dir", RESULTS_DIR, "Where the JSON goes.")
 
 # Overrides on the default preset (ablations of its choices).
 VARIANTS = {
@@ -40,7 +48,7 @@ VARIANTS = {
     "josh_weights": {"weights.static": 0.1, "weights.smooth": 0.1},
     "no_depth_along_ray": {"depth_along_ray": False},
     # MASt3R-SfM's own optimizer schedule (500 iterations at lr 0.2, then 500 at 0.02), under which
-    # the reference collapses on its clip (spec / reference README).
+    # the reference collapses on its clip (reference README).
     "sfm_schedule": {"stage1.lr": 0.2, "stage2.lr": 0.02, "stage2.iters": 500},
 }
 _KEYS = {"wa_mm": "wa_mpjpe_sim3_mm", "w_mm": "w_mpjpe_first_frame_aligned_mm",
@@ -48,8 +56,6 @@ _KEYS = {"wa_mm": "wa_mpjpe_sim3_mm", "w_mm": "w_mpjpe_first_frame_aligned_mm",
 
 
 def variant_config(name: str):
-    from experiments.configs import josh as josh_config
-
     cfg = josh_config.get_config("default")
     cfg.unlock()
     for k, v in VARIANTS[name].items():
@@ -63,25 +69,21 @@ def variant_config(name: str):
 
 def main(argv):
     del argv
-    import jax
-    import numpy as np
-
-    from experiments.configs import synthetic as synthetic_config
-    from josh_jax import export, importers, pipeline, synthetic
-
-    clips = {"reference": importers.load_any(_REF)}
+    clips = {"reference": load_any(_REF)}
     for s in _SEEDS.value:
         clips[f"seed{s}"] = synthetic.generate_clip(synthetic_config.get_config("default"), int(s))
     for preset in _SCENES.value:
         clips[preset] = synthetic.generate_clip(synthetic_config.get_config(preset), 0)
+    bodies = {name: pipeline.resolve_body_model(name, cli.body_model_path(name))
+              for name in {str(clip.body_model) for clip, _ in clips.values()}}
     figures, per_clip = {}, {}
     for name in _VARIANTS.value:
         cfg = variant_config(name)
         rows = {}
         for cname, (clip, gt) in clips.items():
             t = time.perf_counter()
-            result, _ = pipeline.reconstruct(clip, cfg)
-            m = pipeline.evaluate(result, gt)
+            result, _ = pipeline.reconstruct(clip, cfg, bodies[str(clip.body_model)])
+            m = evaluate(result, gt)
             row = {k: float(m[v]) * (100.0 if k == "ate_cm" else 1.0) for k, v in _KEYS.items()}
             row["wall_s"] = time.perf_counter() - t
             rows[cname] = row
@@ -92,18 +94,9 @@ def main(argv):
             synth = [rows[c][k] for c in rows if c != "reference"]
             if synth:
                 figures[f"{name}_synthetic_mean_{k}"] = float(np.mean(synth))
-    device = jax.default_backend()
-    out = _OUT.value or os.path.join(_REPO, "benchmarks", "results",
-                                     f"josh_accuracy_sweep_{device}.json")
-    record = {"name": "josh_accuracy_sweep", "device": device,
-              "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-              "command": "python -m benchmarks.josh_accuracy " + " ".join(sys.argv[1:]),
-              "figures": figures, "per_clip": per_clip}
-    export.write_json(out, record)
-    for k, v in figures.items():
-        print(f"{k}  {v:.5g}")
-    print(f"wrote {out}")
+    write_result("josh_accuracy_sweep", figures, out_dir=_OUT_DIR.value,
+                 tag=jax.default_backend(), per_clip=per_clip)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

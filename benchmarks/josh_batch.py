@@ -6,13 +6,13 @@ r"""Batched JOSH: clips per minute for batches of 1, 4, 16, and accuracy over sy
 Throughput: `optimize_many` (jit(vmap) over stacked Problems, clip axis sharded over every device
 of a ("clips",) mesh) is compiled ahead of time for each batch size (`compile_s_b<K>`), then run
 once, blocked (`run_s_b<K>`); clips per minute = 60 K / run_s. The batch is built from
-`--num_distinct` generated clips (synthetic.py `default` preset: 21 keyframes) repeated to K: the
+`--num_distinct` generated clips (`--synthetic_config`, default preset: 21 keyframes) repeated to K: the
 work per clip does not depend on which clip it is (fixed bucket shapes, fixed iterations).
 
 Accuracy: for each noise level x, every noise and error setting of the generator (pointmap depth
 noise, frame scale jitter, focal error, match outliers, HMR errors, contact label noise) is
 multiplied by x; `--seeds` clips per level are optimized as one batch and scored with
-`pipeline.evaluate` (reference JSON definitions on the keyframes). Mean and worst per level are
+`josh_jax.evaluate.evaluate` (reference JSON definitions on the keyframes). Mean and worst per level are
 reported.
 
 Writes `benchmarks/results/josh_batch_<device>.json` and prints the figures.
@@ -24,25 +24,31 @@ import json
 import os
 import time
 
-from absl import app, flags
+import jax
+import numpy as np
+from absl import flags
 from ml_collections import config_flags
 
-from benchmarks.common import write_result
-
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchmarks.common import RESULTS_DIR, write_result
+from experiments import cli
+from josh_jax import optimize as optimize_lib
+from josh_jax import pipeline, synthetic
+from josh_jax import prepare as prepare_lib
+from josh_jax.evaluate import evaluate
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(_REPO, "experiments", "configs", "josh.py") + ":default",
-    "JOSH config.", lock_config=False)
-_SYN_PRESET = flags.DEFINE_string("synthetic_preset", "default",
-                                  "Preset of experiments/configs/synthetic.py.")
+    "config", os.path.join(cli.CONFIGS, "josh.py") + ":default", "JOSH config.",
+    lock_config=False)
+_SYN_CONFIG = config_flags.DEFINE_config_file(
+    "synthetic_config", os.path.join(cli.CONFIGS, "synthetic.py") + ":default",
+    "Synthetic generator config (its noise settings are scaled per noise level).",
+    lock_config=False)
 _BATCHES = flags.DEFINE_list("batches", ["1", "4", "16"], "Batch sizes for throughput.")
 _NUM_DISTINCT = flags.DEFINE_integer("num_distinct", 4, "Distinct clips the batches are built of.")
 _NOISE_LEVELS = flags.DEFINE_list("noise_levels", ["0.5", "1", "2"],
                                   "Noise multipliers for the accuracy sweep ('' to skip).")
 _SEEDS = flags.DEFINE_integer("seeds", 2, "Clips (seeds) per noise level.")
-_OUT_DIR = flags.DEFINE_string("out_dir", os.path.join(_REPO, "benchmarks", "results"),
-                               "Where the JSON goes.")
+_OUT_DIR = flags.DEFINE_string("out_dir", RESULTS_DIR, "Where the JSON goes.")
 
 # Generator settings scaled by the noise level (experiments/configs/synthetic.py).
 NOISE_FIELDS = (
@@ -53,11 +59,9 @@ NOISE_FIELDS = (
 )
 
 
-def synthetic_config(preset: str, noise_level: float = 1.0):
-    from josh_jax import pipeline  # noqa: PLC0415
-
-    c = pipeline.load_config_file(
-        os.path.join(_REPO, "experiments", "configs", "synthetic.py"), preset)
+def synthetic_config(noise_level: float = 1.0):
+    """--synthetic_config with every noise and error setting multiplied by `noise_level`."""
+    c = _SYN_CONFIG.value.copy_and_resolve_references()
     c.unlock()
     for group, name in NOISE_FIELDS:
         c[group][name] = float(c[group][name]) * noise_level
@@ -66,13 +70,6 @@ def synthetic_config(preset: str, noise_level: float = 1.0):
 
 def main(argv):
     del argv
-    import jax
-    import numpy as np
-
-    from josh_jax import optimize as optimize_lib
-    from josh_jax import pipeline, synthetic
-    from josh_jax import prepare as prepare_lib
-
     config = _CONFIG.value
     device = jax.default_backend()
     n_dev = jax.device_count()
@@ -81,7 +78,7 @@ def main(argv):
 
     # ---- throughput ----
     t = time.perf_counter()
-    clips = [synthetic.generate_clip(synthetic_config(_SYN_PRESET.value), s)
+    clips = [synthetic.generate_clip(synthetic_config(), s)
              for s in range(_NUM_DISTINCT.value)]
     model = pipeline.resolve_body_model(clips[0][0].body_model)
     problems = [prepare_lib.prepare(c, config, model) for c, _ in clips]
@@ -119,13 +116,13 @@ def main(argv):
     levels = [float(x) for x in _NOISE_LEVELS.value if x]
     sweep = {}
     for level in levels:
-        syn = synthetic_config(_SYN_PRESET.value, level)
+        syn = synthetic_config(level)
         items = [synthetic.generate_clip(syn, 1000 + s) for s in range(_SEEDS.value)]
         # Clips of one level in one call (one jit(vmap) program per bucket signature).
         outs = pipeline.reconstruct_many([c for c, _ in items], config, model)
         per_clip = []
         for (_clip, gt), (res, info) in zip(items, outs, strict=True):
-            m = pipeline.evaluate(res, gt, model)
+            m = evaluate(res, gt, model)
             per_clip.append({k: m[k] for k in ("wa_mpjpe_sim3_mm", "w_mpjpe_first_frame_aligned_mm",
                                                "human_scale_err", "focal_err", "cam_ate_sim3_m")})
             per_clip[-1]["nan"] = bool(np.asarray(info["diagnostics"]["nan"]))
@@ -148,9 +145,10 @@ def main(argv):
     write_result(
         "josh_batch", figures, out_dir=_OUT_DIR.value, tag=device,
         sweep_per_clip={f"{k:g}": v for k, v in sweep.items()},
-        config=json.loads(config.to_json()), synthetic_preset=_SYN_PRESET.value,
+        config=json.loads(config.to_json()),
+        synthetic_config=json.loads(_SYN_CONFIG.value.to_json()),
     )
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

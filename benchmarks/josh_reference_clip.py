@@ -20,24 +20,31 @@ import os
 import resource
 import time
 
-from absl import app, flags
+import jax
+from absl import flags
 from ml_collections import config_flags
 
-from benchmarks.common import write_result
+from benchmarks.common import RESULTS_DIR, write_result
+from experiments import cli
+from josh_jax import optimize as optimize_lib
+from josh_jax import pipeline
+from josh_jax import prepare as prepare_lib
+from josh_jax.clip import load_any
+from josh_jax.evaluate import evaluate
+from josh_jax.io.result_npz import save_result_npz
+from josh_jax.result import make_result
 
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_SHARED = os.path.normpath(os.path.join(_REPO, "..", "shared", "reference"))
+_SHARED = os.path.normpath(os.path.join(cli.REPO, "..", "shared", "reference"))
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(_REPO, "experiments", "configs", "josh.py") + ":default",
+    "config", os.path.join(cli.CONFIGS, "josh.py") + ":default",
     "JOSH config (default: the reference pipeline's values).", lock_config=False)
 _CLIP = flags.DEFINE_string("clip", os.path.join(_SHARED, "josh_synthetic_clip.npz"),
                             "Reference-layout clip.")
 _REFERENCE_JSON = flags.DEFINE_string(
     "reference_json", os.path.join(_SHARED, "josh_reference_result_pipeline.json"),
     "The reference run's result JSON.")
-_OUT_DIR = flags.DEFINE_string("out_dir", os.path.join(_REPO, "benchmarks", "results"),
-                               "Where the JSON and the result .npz go.")
+_OUT_DIR = flags.DEFINE_string("out_dir", RESULTS_DIR, "Where the JSON and the result .npz go.")
 _STAGE_SPLIT = flags.DEFINE_boolean(
     "stage_split", True, "Also compile a stage-1-only program to split ms per iteration by stage.")
 
@@ -70,17 +77,10 @@ def reference_figures(path: str) -> dict[str, float]:
 
 def main(argv):
     del argv
-    import jax
-
-    from josh_jax import export, importers, pipeline
-    from josh_jax import optimize as optimize_lib
-    from josh_jax import prepare as prepare_lib
-    from josh_jax.result import make_result
-
     config = _CONFIG.value
     device = jax.default_backend()
-    clip, gt = importers.load_any(_CLIP.value)
-    model = pipeline.resolve_body_model(clip.body_model)
+    clip, gt = load_any(_CLIP.value)
+    model = pipeline.resolve_body_model(clip.body_model, cli.body_model_path(clip.body_model))
     print(f"clip: {clip.describe()}")
     print(f"config: stage1 {config.stage1.iters} it @ {config.stage1.lr}, stage2 "
           f"{config.stage2.iters} it @ {config.stage2.lr} (preset {config.get('preset', '?')})")
@@ -121,10 +121,11 @@ def main(argv):
         figures["ms_per_iter_stage1"] = figures["ms_per_iter_stage2"] = 1000.0 * run_s / (it1 + it2)
 
     t = time.perf_counter()
-    result = make_result(clip, problem, solution, model, config, info=info)
+    result = make_result(clip, problem, solution, model, config, info=info,
+                         curve_columns=optimize_lib.CURVE_COLUMNS)
     figures["assemble_s"] = time.perf_counter() - t
     figures["peak_rss_mb"] = peak_rss_mb()
-    metrics = pipeline.evaluate(result, gt, model)
+    metrics = evaluate(result, gt, model)
     figures.update({
         "wa_mpjpe_mm": metrics["wa_mpjpe_sim3_mm"],
         "w_mpjpe_mm": metrics["w_mpjpe_first_frame_aligned_mm"],
@@ -141,10 +142,10 @@ def main(argv):
 
     os.makedirs(_OUT_DIR.value, exist_ok=True)
     name = "josh_reference_clip"
-    export.save_result_npz(os.path.join(_OUT_DIR.value, f"{name}_{device}.npz"), result)
+    save_result_npz(os.path.join(_OUT_DIR.value, f"{name}_{device}.npz"), result)
     write_result(name, figures, out_dir=_OUT_DIR.value, tag=device,
                  config=json.loads(config.to_json()), metrics=metrics)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -9,9 +9,10 @@ holds the Flax Param/BatchStat arrays by dotted path; `trainers.convert.load_jos
 loads either the original checkpoint or this file. An existing output is replaced atomically.
 """
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
+from experiments import cli
 from trainers import convert
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "JOSH3R config file with preset.")
@@ -32,4 +33,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["config", "checkpoint", "output"])
-    app.run(main)
+    cli.run(main)

@@ -13,14 +13,15 @@ offset); the default fixes both (spec 3.4, 6.20).
 
 import os
 
-from absl import app, flags, logging
+from absl import flags, logging
 from flax import nnx
 from ml_collections import config_flags
 
 import body_models
+from experiments import cli
 from experiments.configs.josh3r_train import with_training_defaults
-from josh_jax import export
 from josh_jax.clip import load_clip
+from josh_jax.io.outputs import write_all
 from trainers import infer
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "JOSH3R config file with preset.")
@@ -71,7 +72,7 @@ def main(argv):
                             center_crop_scale=_CROP.value, track=_TRACK.value)
     result = infer.infer_clip(model, clip, body, cfg)
     stem = os.path.splitext(os.path.basename(_CLIP.value))[0] + "_josh3r"
-    paths = export.write_all(_OUTPUT.value, stem, result, mp4=_PREVIEW.value)
+    paths = write_all(_OUTPUT.value, stem, result, mp4=_PREVIEW.value)
     print(f"{len(result.diagnostics['pairs'])} pairs, {result.num_frames} frames")
     for kind, p in paths.items():
         print(f"wrote {kind}: {p}")
@@ -79,4 +80,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["config", "checkpoint", "clip", "output"])
-    app.run(main)
+    cli.run(main)

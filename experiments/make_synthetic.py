@@ -9,11 +9,18 @@ Clip k uses seed `seed + k` and is written to `<out>/clip_<k:04d>.npz` with its 
 
 import os
 
-from absl import app, flags, logging
+import tqdm
+from absl import flags, logging
 from ml_collections import config_flags
 
+from experiments import cli
+from josh_jax.clip import save_clip
+from josh_jax.errors import InputError
+from josh_jax.synthetic import generate_clip
+from josh_jax.synthetic.preview import contact_sheet
+
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", "experiments/configs/synthetic.py:default", "Synthetic generator config.")
+    "config", os.path.join(cli.CONFIGS, "synthetic.py") + ":default", "Synthetic generator config.")
 _OUT = flags.DEFINE_string("out", None, "Output folder (created if needed).")
 _NUM_CLIPS = flags.DEFINE_integer("num_clips", 1, "Number of clips.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the first clip (clip k uses seed + k).")
@@ -24,20 +31,15 @@ _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace clips that already e
 def run(config, out: str, num_clips: int, seed: int, preview: bool = True,
         overwrite: bool = False) -> list[str]:
     """Generates the clips; returns the written `.npz` paths."""
-    import tqdm
-
-    from josh_jax import clip as clip_lib
-    from josh_jax.synthetic import generate_clip
-    from josh_jax.synthetic.preview import contact_sheet
-
     os.makedirs(out, exist_ok=True)
     written = []
     for k in tqdm.trange(num_clips, desc="synthetic clips", unit="clip"):
         path = os.path.join(out, f"clip_{k:04d}.npz")
         if os.path.exists(path) and not overwrite:
-            raise FileExistsError(f"{path}: exists; pass --overwrite to replace it")
+            raise InputError(path, "(file)", "a new file (pass --overwrite to replace it)",
+                             "an existing file")
         clip, gt = generate_clip(config, seed + k)
-        clip_lib.save_clip(path, clip, gt)
+        save_clip(path, clip, gt)
         if preview:
             title = (f"{os.path.basename(path)}  seed {seed + k}: scene {config.scene}, "
                      f"motion {config.motion}, camera {config.camera}")
@@ -55,4 +57,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["out"])
-    app.run(main)
+    cli.run(main)

@@ -4,7 +4,7 @@ r"""Run JOSH on one clip, a batch of clips, or (with no input) a built-in synthe
     # `fast` preset unless --config is given; writes out/josh/synthetic_seed0.{npz,glb,tum.txt,mp4}
     python -m experiments.run_josh
 
-    # One clip (our Clip .npz or the reference synthetic layout, detected automatically)
+    # One clip (our Clip .npz, the reference synthetic layout or a JOSH folder, detected)
     python -m experiments.run_josh --clip=path/clip.npz --out=out/josh \
         --config=experiments/configs/josh.py:default
 
@@ -14,7 +14,7 @@ r"""Run JOSH on one clip, a batch of clips, or (with no input) a built-in synthe
 Outputs per clip `<stem>` (the input's file name without `.npz`): `<stem>.npz` (the Result, keys in
 docs/outputs.md), `<stem>.glb`, `<stem>.tum.txt`, `<stem>.mp4`, `<stem>.metrics.json` when the clip
 has ground truth, and `summary.json` for the run. Files are written under temporary names and
-renamed; nothing else in --out is touched.
+renamed; nothing else in --out is touched. Bad input: one line on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -23,14 +23,23 @@ import glob
 import os
 import time
 
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
+
+from experiments import cli
+from experiments.configs import josh as josh_config
+from josh_jax import pipeline, synthetic
+from josh_jax.clip import load_any
+from josh_jax.errors import InputError
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None,
     "JOSH config file with preset, e.g. experiments/configs/josh.py:default. Default: ':default' "
     "for input clips, ':fast' for the built-in synthetic clip.", lock_config=False)
-_CLIP = flags.DEFINE_string("clip", None, "One input clip (.npz).")
+_SYNTHETIC_CONFIG = config_flags.DEFINE_config_file(
+    "synthetic_config", os.path.join(cli.CONFIGS, "synthetic.py") + ":default",
+    "Synthetic generator config of the built-in clip (no-input mode).", lock_config=False)
+_CLIP = flags.DEFINE_string("clip", None, "One input clip (.npz) or JOSH preprocessing folder.")
 _CLIPS = flags.DEFINE_string("clips", None, "Glob of input clips, optimized as one batch.")
 _FRONTEND = flags.DEFINE_string(
     "frontend", None, "With a JOSH preprocessing folder as --clip: the front end's pointmap/match .npz.")
@@ -38,10 +47,9 @@ _ALLOW_PICKLE = flags.DEFINE_boolean(
     "allow_pickle", False, "Allow unpickling JOSH's tram/deco .npy files (needs the torch extra).")
 _OUT = flags.DEFINE_string("out", "out/josh", "Output folder (created if needed).")
 _BODY_MODEL = flags.DEFINE_string(
-    "body_model", None, "SMPL model file (.npz/.pkl). Default: the built-in mannequin.")
+    "body_model", None, "SMPL model file (.npz/.pkl). Default: the body the clips name (built-in "
+    "mannequin, or the reference clip's body found beside the repo).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the built-in synthetic clip (no-input mode).")
-_SYNTHETIC_PRESET = flags.DEFINE_string(
-    "synthetic_preset", "default", "Preset of experiments/configs/synthetic.py for the built-in clip.")
 _GLB = flags.DEFINE_boolean("glb", True, "Write <stem>.glb (scene points, bodies, cameras).")
 _PLY = flags.DEFINE_boolean("ply", False, "Write <stem>.ply (scene point cloud).")
 _TUM = flags.DEFINE_boolean("tum", True, "Write <stem>.tum.txt (camera trajectory).")
@@ -49,58 +57,64 @@ _MP4 = flags.DEFINE_boolean("mp4", True, "Write <stem>.mp4 (preview from the est
 _VERTICES = flags.DEFINE_enum("vertices", "float16", ["float16", "float32", "none"],
                               "How to store vertices_world in the .npz.")
 
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-JOSH_CONFIG = os.path.join(_REPO, "experiments", "configs", "josh.py")
-SYNTHETIC_CONFIG = os.path.join(_REPO, "experiments", "configs", "synthetic.py")
+
+def input_paths() -> list[str]:
+    """The clips named by --clip / --clips (none: the built-in synthetic clip)."""
+    if _CLIP.value and _CLIPS.value:
+        raise InputError("command line", "--clip/--clips", "one of them", "both")
+    if _CLIP.value:
+        return [_CLIP.value]
+    if _CLIPS.value:
+        paths = sorted(glob.glob(_CLIPS.value))
+        if not paths:
+            raise InputError("command line", "--clips", "a glob matching at least one file",
+                             f"no match for {_CLIPS.value!r}")
+        return paths
+    return []
+
+
+def load_items(paths: list[str]) -> list[tuple]:
+    """(stem, clip, gt or None) per input; the built-in synthetic clip when there is none."""
+    if not paths:
+        clip, gt = synthetic.generate_clip(_SYNTHETIC_CONFIG.value, _SEED.value)
+        logging.info("[load] built-in synthetic clip (seed %d): %s", _SEED.value, clip.describe())
+        return [(f"synthetic_seed{_SEED.value}", clip, gt)]
+    items = []
+    for path in paths:
+        clip, gt = load_any(path, frontend=_FRONTEND.value, allow_pickle=_ALLOW_PICKLE.value)
+        stem = os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
+        items.append((stem, clip, gt))
+        logging.info("[load] %s: %s%s", path, clip.describe(),
+                     f"; ground truth: {', '.join(gt.present())}" if gt is not None else "")
+    return items
 
 
 def main(argv):
     del argv
-    from josh_jax import importers, pipeline, synthetic  # noqa: PLC0415  (after absl parsed flags)
-
-    if _CLIP.value and _CLIPS.value:
-        raise app.UsageError("--clip and --clips are exclusive")
-    paths = []
-    if _CLIP.value:
-        paths = [_CLIP.value]
-    elif _CLIPS.value:
-        paths = sorted(glob.glob(_CLIPS.value))
-        if not paths:
-            raise app.UsageError(f"--clips={_CLIPS.value!r} matches no file")
-
+    paths = input_paths()
     config = _CONFIG.value
     if config is None:
         preset = "default" if paths else "fast"
-        config = pipeline.load_config_file(JOSH_CONFIG, preset)
-        print(f"config: experiments/configs/josh.py:{preset}")
+        config = josh_config.get_config(preset)
+        logging.info("config: experiments/configs/josh.py:%s", preset)
 
     t0 = time.perf_counter()
-    if paths:
-        items = []
-        for path in paths:
-            clip, gt = importers.load_any(
-                path, frontend=_FRONTEND.value, allow_pickle=_ALLOW_PICKLE.value)
-            stem = os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
-            items.append((stem, clip, gt))
-            print(f"[load] {path}: {clip.describe()}"
-                  + (f"; ground truth: {', '.join(gt.present())}" if gt is not None else ""))
-    else:
-        syn_config = pipeline.load_config_file(SYNTHETIC_CONFIG, _SYNTHETIC_PRESET.value)
-        clip, gt = synthetic.generate_clip(syn_config, _SEED.value)
-        items = [(f"synthetic_seed{_SEED.value}", clip, gt)]
-        print(f"[load] built-in synthetic clip (experiments/configs/synthetic.py:"
-              f"{_SYNTHETIC_PRESET.value}, seed {_SEED.value}): {clip.describe()}")
-    print(f"[load] done in {time.perf_counter() - t0:.1f} s")
+    items = load_items(paths)
+    logging.info("[load] done in %.1f s", time.perf_counter() - t0)
+    body_names = sorted({str(clip.body_model) for _, clip, _ in items})
+    if len(body_names) != 1:
+        raise InputError(_CLIPS.value, "body_model", "one body model for the batch",
+                         f"{body_names}")
+    body_model = pipeline.resolve_body_model(
+        body_names[0], cli.body_model_path(body_names[0], _BODY_MODEL.value))
 
     summaries = pipeline.run_and_write(
-        items, config, out_dir=_OUT.value, body_model_path=_BODY_MODEL.value,
+        items, config, body_model, out_dir=_OUT.value,
         writers=dict(glb=_GLB.value, ply=_PLY.value, tum=_TUM.value, mp4=_MP4.value,
-                     vertices=_VERTICES.value),
-        log=print)
+                     vertices=_VERTICES.value))
     print(pipeline.summary_table(summaries))
     print(f"outputs in {os.path.abspath(_OUT.value)} (total {time.perf_counter() - t0:.1f} s)")
-    logging.flush()
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

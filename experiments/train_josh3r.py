@@ -10,9 +10,10 @@ Re-running with the same --workdir resumes from its latest checkpoint. Metrics g
 JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID on every process.
 """
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
+from experiments import cli
 from experiments.configs import josh3r_train
 from trainers import train
 
@@ -27,4 +28,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["config", "workdir"])
-    app.run(main)
+    cli.run(main)

@@ -18,6 +18,8 @@ import os
 
 import numpy as np
 
+from josh_jax.io.atomic import atomic_write
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SOURCE = os.path.join(ROOT, "..", "shared", "reference", "josh_synthetic_clip.npz")
 TARGET = os.path.join(ROOT, "tests", "data", "reference_clip_small.npz")
@@ -63,9 +65,8 @@ def main():
     out["corr_conf"] = np.concatenate(conf).astype(np.float32)
     out["corr_scores"] = np.asarray(scores, np.float64)
     assert set(out) == set(d), sorted(set(d) ^ set(out))
-    tmp = TARGET + ".tmp.npz"
-    np.savez_compressed(tmp, **out)
-    os.replace(tmp, TARGET)
+    with atomic_write(TARGET) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **out)
     print(f"wrote {TARGET} ({os.path.getsize(TARGET) / 1e3:.0f} kB)")
 
 
