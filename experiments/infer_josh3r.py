@@ -8,7 +8,7 @@
       --checkpoint=/tmp/josh3r_tiny --clip=clip.npz --output=out/
 
 `--reference_compat` reproduces the reference (whole-image ROI, chaining without the pelvis
-offset); the default fixes both (spec 3.4, 6.20).
+offset); the default fixes both (`docs/method.md`, section 11).
 """
 
 import os

@@ -1,5 +1,5 @@
-"""Evaluation metrics: the community protocol of JOSH / WHAM / TRAM (spec section 4) and the
-definitions used in the reference result JSON (`shared/reference/README.md`).
+"""Evaluation metrics: the community protocol of JOSH / WHAM / TRAM and the definitions used in
+the reference result JSON (`docs/method.md`, section 10).
 
 Plain numpy (float64) on host arrays; these run once per clip after optimisation, never inside jit.
 Units: inputs in metres; MPJPE-type errors returned in mm, RTE in %, jitter in 10 m/s^3, accel in

@@ -7,7 +7,7 @@ quantities by `assemble_result` (arrays only; JOSH3R's inference uses it too), a
 optimizer's `Problem` / `Solution` (duck-typed: this module imports nothing of the optimizer).
 
 World frame: the camera of the first keyframe (`T_world_cam[keyframe 0] = I`), as in the reference
-(`docs/method.md`, section 8). Lengths are in the optimizer's units, which the human terms make
+(`docs/method.md`, section 9). Lengths are in the optimizer's units, which the human terms make
 metric. The metrics align prediction and ground truth (rigid or similarity), so they do not
 depend on it.
 
@@ -289,7 +289,7 @@ def config_to_json(config: Any) -> str:
 
 def dense_depth(anchor_depth: np.ndarray, canon2: np.ndarray, f_w: np.ndarray, focal: float,
                 subsample: int) -> np.ndarray:
-    """Dense camera-frame z of every pixel from the optimized anchor depths (`docs/method.md`, section 8).
+    """Dense camera-frame z of every pixel from the optimized anchor depths (`docs/method.md` (9.1)).
 
     z_q = D[a(q)] * (1 + (canon2_q - 1) * f_w / f), a(q) = (y // s) * (W / s) + x // s.
 

@@ -3,8 +3,7 @@
 `josh_jax.result.assemble_result` runs these: the keyframe cameras are re-based on the first one
 and interpolated to every video frame (`cameras_and_scene`), each keyframe's depth becomes world
 points, and each track's camera-frame SMPL parameters move to the world frame by pelvis-offset
-conjugation before they are interpolated and posed (`tracks_to_world`; `docs/method.md`, section
-8).
+conjugation before they are interpolated and posed (`tracks_to_world`; `docs/method.md` (9.2)).
 """
 
 from __future__ import annotations

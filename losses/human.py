@@ -1,4 +1,4 @@
-"""Human terms of the JOSH optimiser, written for ONE track of ONE clip (spec sections 2.8, 2.14).
+"""Human terms of the JOSH optimiser, for ONE track of ONE clip (`docs/method.md` (7.3)-(7.7)).
 
 Per-track terms are combined over the tracks of a clip with `track_weighted_mean` (the reference
 weights each track by its number of SMPL frames n_t). All functions take masks for padding,

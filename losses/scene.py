@@ -1,4 +1,4 @@
-"""Pairwise scene terms of the JOSH / MASt3R-SfM optimiser (spec section 2.8, appendix A.9).
+"""Pairwise scene terms of the JOSH / MASt3R-SfM optimiser (`docs/method.md` (5.2), (7.1), (7.2)).
 
 Matches of a whole clip are given as one flat, padded list: entry k pairs a 3D point (or pixel) of
 one image with the 3D point of its match in another image. Normalisation is global over the list

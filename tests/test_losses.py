@@ -1,5 +1,5 @@
 """Tests for losses/: every term against plain-numpy formulas, masking, zero-residual gradients,
-jit / vmap safety and the gamma constants of the spec (section 2.7)."""
+jit / vmap safety and the gamma constants of `docs/method.md` (6.1)."""
 
 import types
 
@@ -24,7 +24,7 @@ jl.project_points = jax.jit(losses.project_points, static_argnames=("clip",))
 
 
 def np_rho(r, gamma):
-    """The spec's rho_gamma in plain numpy (float64)."""
+    """rho_gamma of `docs/method.md` (6.1) in plain numpy (float64)."""
     c = (1.0 / gamma) ** (1.0 / (gamma - 1.0))
     return (np.asarray(r, np.float64) + c) ** gamma - c ** gamma
 
@@ -39,7 +39,7 @@ def rng(seed=0):
 def test_gamma_constants_match_spec(gamma, c, c_gamma):
     np.testing.assert_allclose(losses.gamma_constant(gamma), c, atol=1e-6)
     np.testing.assert_allclose(losses.gamma_constant(gamma) ** gamma, c_gamma, atol=1e-6)
-    # rho(1) written out with the spec's rounded constants.
+    # rho(1) written out with the rounded constants of docs/method.md (6.1).
     np.testing.assert_allclose(float(losses.gamma_loss(jnp.float32(1.0), gamma)),
                                (1.0 + c) ** gamma - c_gamma, atol=2e-6)
 
@@ -257,7 +257,7 @@ def test_contact_static_loss_hand_computation_and_padding():
 
 
 def np_smoothness(P, f, gamma=1.1):
-    """The spec's L_smooth over the valid frames, with explicit loops (float64)."""
+    """L_smooth of `docs/method.md` (7.6) over the valid frames, with explicit loops (float64)."""
     P = np.asarray(P, np.float64)
     f = np.asarray(f, np.float64)
     n = P.shape[0]

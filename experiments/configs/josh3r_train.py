@@ -9,7 +9,7 @@ Presets (`--config=experiments/configs/josh3r_train.py:<preset>`): the model pre
     # override anything: --config.training.num_steps=50 --config.data.source=pairs_npz \
     #     --config.data.path=/data/josh3r_pairs.npz
 
-The JOSH3R paper's recipe (optimizer, schedule, batch, crops) is not public (spec 3.5): these
+The JOSH3R paper's recipe (optimizer, schedule, batch, crops) is not public (`docs/josh3r_training.md`): these
 values are this project's choices, not the reference's.
 """
 
