@@ -1,10 +1,43 @@
-"""Test-session setup: fake CPU devices for sharding tests, float32 by default, absl flags parsed."""
+"""Test-session setup: CPU, absl flags parsed, and as many CPU devices as the selected tests need.
+
+Most tests run on one CPU device (on more, every default mesh pads its batch to the device count
+and each jitted step pays for it). A test that needs several devices says so:
+
+    @pytest.mark.devices(8)
+    def test_sharded_step(): ...
+
+and the session gets the largest count any selected test asks for. JAX fixes the CPU device
+count when it initialises its backends (jax 0.10.2 raises if `jax_num_cpu_devices` changes
+later), so it is set once, after collection and before the first test; a test module must not run
+JAX operations at import. An `XLA_FLAGS=--xla_force_host_platform_device_count=N` of the caller
+wins.
+"""
+
 import os
 
-# Must happen before jax initialises its backends.
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+import jax  # noqa: E402
+import pytest  # noqa: E402
 from absl import flags  # noqa: E402
 
 flags.FLAGS.mark_as_parsed()
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "devices(n): the test needs n CPU devices (the session gets the largest n)")
+
+
+@pytest.hookimpl(trylast=True)  # after -m / -k have deselected
+def pytest_collection_modifyitems(config, items):
+    needed = max((int(m.args[0]) for item in items for m in item.iter_markers("devices")),
+                 default=1)
+    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return
+    try:
+        jax.config.update("jax_num_cpu_devices", needed)
+    except RuntimeError as e:
+        raise pytest.UsageError(
+            f"a test module ran a JAX operation at import, so conftest can no longer set the "
+            f"CPU device count ({e}); build JAX arrays inside the tests or fixtures") from None

@@ -54,15 +54,15 @@ def test_rot6d_is_first_two_rows_and_gram_schmidt():
     np.testing.assert_allclose(np.linalg.det(R2), 1.0, atol=1e-5)
 
 
-@pytest.mark.parametrize(
+@pytest.mark.parametrize(  # numpy inputs: no JAX operation at import (conftest sets the devices)
     "fn,x0",
     [
-        (g.axis_angle_to_matrix, jnp.zeros(3)),
-        (g.matrix_to_axis_angle, jnp.eye(3)),
-        (g.quat_to_matrix, jnp.array([1.0, 0, 0, 0])),
-        (g.matrix_to_quat, jnp.eye(3)),
-        (g.rot6d_to_matrix, jnp.array([1.0, 0, 0, 0, 1, 0])),
-        (g.axis_angle_to_quat, jnp.zeros(3)),
+        (g.axis_angle_to_matrix, np.zeros(3, np.float32)),
+        (g.matrix_to_axis_angle, np.eye(3, dtype=np.float32)),
+        (g.quat_to_matrix, np.array([1.0, 0, 0, 0], np.float32)),
+        (g.matrix_to_quat, np.eye(3, dtype=np.float32)),
+        (g.rot6d_to_matrix, np.array([1.0, 0, 0, 0, 1, 0], np.float32)),
+        (g.axis_angle_to_quat, np.zeros(3, np.float32)),
     ],
 )
 def test_gradients_finite_at_identity(fn, x0):

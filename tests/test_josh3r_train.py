@@ -283,8 +283,9 @@ def _zero_gradient_bias(path) -> bool:
         "conv1", "conv2", "conv3", "fc1", "input_linear", "linear1", "linear2")
 
 
+@pytest.mark.devices(8)
 def test_jit_mesh_and_pmap_paths_agree(tmp_path, synthetic_pairs, compilation_cache):
-    assert jax.device_count() == 8, "conftest forces 8 CPU devices"
+    assert jax.device_count() == 8, "the devices(8) marker asks conftest for 8 CPU devices"
     steps = 3
     out = {}
     for parallel in ("jit", "pmap"):

@@ -214,6 +214,7 @@ def _variants(pb):
     return out
 
 
+@pytest.mark.devices(4)
 def test_batched_equals_sequential_and_nan_isolation(small):
     _, cfg, pb = small
     clips = _variants(pb)
