@@ -83,7 +83,7 @@ def main(argv):
     model = pipeline.resolve_body_model(clip.body_model, cli.body_model_path(clip.body_model))
     print(f"clip: {clip.describe()}")
     print(f"config: stage1 {config.stage1.iters} it @ {config.stage1.lr}, stage2 "
-          f"{config.stage2.iters} it @ {config.stage2.lr} (preset {config.get('preset', '?')})")
+          f"{config.stage2.iters} it @ {config.stage2.lr} (preset {config.preset})")
 
     t = time.perf_counter()
     problem, info = prepare_lib.prepare(clip, config, model, return_info=True)

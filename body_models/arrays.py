@@ -74,63 +74,19 @@ def model_from_arrays(
       ModelFormatError: a key is missing or has the wrong shape.
     """
     arrays = {}
-    for key in (
-        "v_template",
-        "shapedirs",
-        "posedirs",
-        "J_regressor",
-        "weights",
-        "kintree_table",
-        "f",
-    ):
+    for key in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table",
+                "f"):
         if key not in data:
             raise ModelFormatError(path, key, "present", f"missing (keys: {sorted(data)})")
         arrays[key] = np.asarray(data[key])
     v_template = arrays["v_template"]
     _check(path, "v_template", v_template, (None, 3))
     V = v_template.shape[0]
-    kintree = arrays["kintree_table"]
-    _check(path, "kintree_table", kintree, (2, None))
-    J = kintree.shape[1]
-    if J not in _KINDS:
-        raise ModelFormatError(
-            path, "kintree_table", "2 x 24 (SMPL), 52 (SMPL-H) or 55 (SMPL-X)", f"2 x {J}"
-        )
+    parents = _parents(path, arrays["kintree_table"])
+    J = len(parents)
     kind = _KINDS[J]
-    parents = kintree[0].astype(np.int64)
-    parents = tuple([-1] + [int(p) for p in parents[1:]])
-    for j in range(1, J):
-        if not 0 <= parents[j] < j:
-            raise ModelFormatError(
-                path, "kintree_table", f"parent of joint {j} in [0, {j})", str(parents[j])
-            )
-
-    shapedirs = arrays["shapedirs"]
-    _check(path, "shapedirs", shapedirs, (V, 3, None))
-    S = shapedirs.shape[2]
-    if kind == "smplx" and S > SMPLX_SHAPE_SPACE_DIM:
-        shape_space, expr_space = (
-            shapedirs[..., :SMPLX_SHAPE_SPACE_DIM],
-            shapedirs[..., SMPLX_SHAPE_SPACE_DIM:],
-        )
-    else:
-        shape_space, expr_space = shapedirs, shapedirs[..., :0]
-    if num_expression is None:
-        num_expression = min(10, expr_space.shape[2]) if kind == "smplx" else 0
-    if num_betas > shape_space.shape[2]:
-        raise ModelFormatError(
-            path, "shapedirs", f"at least {num_betas} shape columns", f"{shape_space.shape[2]}"
-        )
-    if num_expression > expr_space.shape[2]:
-        raise ModelFormatError(
-            path,
-            "shapedirs",
-            f"at least {num_expression} expression columns",
-            f"{expr_space.shape[2]}",
-        )
-    shapedirs = np.concatenate(
-        [shape_space[..., :num_betas], expr_space[..., :num_expression]], axis=2
-    )
+    shapedirs, num_expression = _shape_and_expression_dirs(
+        path, arrays["shapedirs"], V, kind, num_betas, num_expression)
 
     P = (J - 1) * 9
     posedirs = arrays["posedirs"]
@@ -188,3 +144,53 @@ def to_arrays(model: BodyModel) -> dict[str, np.ndarray]:
         "kintree_table": np.stack([parents, np.arange(J)]).astype(np.uint32),
         "f": np.asarray(model.faces).astype(np.uint32),
     }
+
+
+def _parents(path: str, kintree: np.ndarray) -> tuple[int, ...]:
+    """The parent of every joint (-1 for the root) from a checked `kintree_table` [2, J]."""
+    _check(path, "kintree_table", kintree, (2, None))
+    J = kintree.shape[1]
+    if J not in _KINDS:
+        raise ModelFormatError(
+            path, "kintree_table", "2 x 24 (SMPL), 52 (SMPL-H) or 55 (SMPL-X)", f"2 x {J}"
+        )
+    parents = kintree[0].astype(np.int64)
+    parents = tuple([-1] + [int(p) for p in parents[1:]])
+    for j in range(1, J):
+        if not 0 <= parents[j] < j:
+            raise ModelFormatError(
+                path, "kintree_table", f"parent of joint {j} in [0, {j})", str(parents[j])
+            )
+    return parents
+
+
+def _shape_and_expression_dirs(path: str, shapedirs: np.ndarray, V: int, kind: str,
+                               num_betas: int, num_expression: int | None):
+    """[V, 3, num_betas + num_expression] kept shape (then expression) columns, num_expression.
+
+    SMPL-X files hold the shape space in the first 300 columns, expression after (smplx's split).
+    """
+    _check(path, "shapedirs", shapedirs, (V, 3, None))
+    S = shapedirs.shape[2]
+    if kind == "smplx" and S > SMPLX_SHAPE_SPACE_DIM:
+        shape_space, expr_space = (
+            shapedirs[..., :SMPLX_SHAPE_SPACE_DIM],
+            shapedirs[..., SMPLX_SHAPE_SPACE_DIM:],
+        )
+    else:
+        shape_space, expr_space = shapedirs, shapedirs[..., :0]
+    if num_expression is None:
+        num_expression = min(10, expr_space.shape[2]) if kind == "smplx" else 0
+    if num_betas > shape_space.shape[2]:
+        raise ModelFormatError(
+            path, "shapedirs", f"at least {num_betas} shape columns", f"{shape_space.shape[2]}"
+        )
+    if num_expression > expr_space.shape[2]:
+        raise ModelFormatError(
+            path,
+            "shapedirs",
+            f"at least {num_expression} expression columns",
+            f"{expr_space.shape[2]}",
+        )
+    kept = np.concatenate([shape_space[..., :num_betas], expr_space[..., :num_expression]], axis=2)
+    return kept, num_expression

@@ -100,8 +100,72 @@ def generate_clip(config, seed: int, *, return_extras: bool = False):
     K = geometry.centred_intrinsics(focal, height, width)
 
     scene = scenes.make_scene(config.scene, rngs["scene"], int(config.num_boxes))
+    people = _people(config, model, scene, num_video, fps, rngs)
+    T_world_cam_all = _camera_path(config, scene, people, num_video, fps, rngs)
+    T_world_cam = T_world_cam_all[key_idx]
+    depth, person_map, images = _render_keyframes(scene, K, T_world_cam, people, model, key_idx,
+                                                  height, width)
+    human = person_map >= 0
+    front = _front_end(config, depth, human, K, T_world_cam, focal, rngs)
+    hmr_focal = float(np.hypot(width, height))
+    tracks = _tracks(config, model, scene, people, person_map, T_world_cam, key_idx, fps,
+                     focal, hmr_focal, rngs)
 
-    # People: world SMPL for every video frame.
+    f32 = np.float32
+    clip = clip_lib.Clip(
+        frame_index=key_idx.astype(np.int32),
+        fps=np.asarray(fps, f32),
+        pointmaps=front["pointmaps"],
+        confidence=front["conf"],
+        human_mask=human,
+        pairs=front["pairs"],
+        matches=front["matches"],
+        match_confidence=front["match_conf"],
+        smpl_global_orient=tracks["smpl_global_orient"].astype(f32),
+        smpl_body_pose=tracks["smpl_body_pose"].astype(f32),
+        smpl_betas=tracks["smpl_betas"].astype(f32),
+        smpl_transl=tracks["smpl_transl"].astype(f32),
+        hmr_focal=np.asarray(hmr_focal, f32),
+        smpl_valid=tracks["smpl_valid"],
+        contact=tracks["contact"],
+        images=images if config.store_images else None,
+        focal_init=np.asarray(front["pred_focal"], f32),
+        pair_scores=front["counts"].astype(f32),
+        track_id=np.arange(len(people), dtype=np.int32),
+        body_model=model.name,
+    )
+    scene_vertices, scene_faces, _ = scene.mesh()
+    gt = clip_lib.GroundTruth(
+        gt_T_world_cam=T_world_cam,
+        gt_focal=np.asarray(focal, np.float64),
+        gt_pointmap_scale=np.asarray(1.0 / config.noise.scale, np.float64),
+        gt_smpl_global_orient=tracks["gt_orient"],
+        gt_smpl_body_pose=tracks["gt_pose"],
+        gt_smpl_betas=tracks["gt_betas"],
+        gt_smpl_transl=tracks["gt_transl"],
+        gt_contact=tracks["gt_contact"],
+        gt_scene_vertices=scene_vertices,
+        gt_scene_faces=scene_faces,
+        gt_human_mask=human,
+        gt_depth=depth.astype(f32) if config.store_gt_depth else None,
+        gt_frame_index=np.arange(num_video, dtype=np.int32),
+        gt_T_world_cam_all=T_world_cam_all,
+        gt_joints_world_all=(np.stack([p["joints"] for p in people]) if people
+                             else np.zeros((0, num_video, model.num_joints, 3))),
+    )
+    if not return_extras:
+        return clip, gt
+    extras = dict(scene=scene, person_map=person_map, depth=depth, K=K, model=model,
+                  verts_world=[p["verts"] for p in people], key_index=key_idx,
+                  frame_scale=front["frame_scale"], pred_depth=front["pred_depth"],
+                  match_outlier=front["outliers"],
+                  stance=[p["motion"].stance for p in people],
+                  ik_residual_m=[p["motion"].ik_residual_m for p in people])
+    return clip, gt, extras
+
+
+def _people(config, model, scene, num_video: int, fps: float, rngs) -> list[dict]:
+    """Per person: the motion, posed world vertices and joints at every video frame, colours."""
     people = []
     kinds = [config.motion, config.motion2 or config.motion][: config.num_people]
     lanes = _lanes(config.num_people, config.people_spacing, config.motion)
@@ -119,6 +183,11 @@ def generate_clip(config, seed: int, *, return_extras: bool = False):
                                               motion.body_pose, motion.transl)
         people.append(dict(motion=motion, verts=verts, joints=joints,
                            colours=_vertex_colours(model, rngs["look"])))
+    return people
+
+
+def _camera_path(config, scene, people, num_video: int, fps: float, rngs) -> np.ndarray:
+    """float64[F, 4, 4] camera-to-world at every video frame, following the people."""
     if people:
         pelvis_mean = np.mean([p["joints"][:, 0] for p in people], axis=0)
         heading = people[0]["motion"].heading
@@ -127,15 +196,16 @@ def generate_clip(config, seed: int, *, return_extras: bool = False):
         pelvis_mean = np.concatenate([plan.anchor_xz[:, :1], np.full((num_video, 1), 0.9),
                                       plan.anchor_xz[:, 1:]], axis=1)
         heading = plan.heading
-
-    T_world_cam_all = cameras.camera_trajectory(
+    return cameras.camera_trajectory(
         config.camera, pelvis_mean, heading, rngs["camera"], distance=config.camera_distance,
         height=config.camera_height, orbit_degrees=config.orbit_degrees,
         jitter_pos_m=config.jitter_pos_m, jitter_rot_deg=config.jitter_rot_deg, fps=fps,
         side_sign=scene.features.get("camera_side"))
-    T_world_cam = T_world_cam_all[key_idx]
 
-    # Render the keyframes.
+
+def _render_keyframes(scene, K, T_world_cam, people, model, key_idx, height: int, width: int):
+    """(depth float64[T,H,W], person index int32[T,H,W] (-1: scene), RGB uint8[T,H,W,3])."""
+    num_t = len(key_idx)
     faces = np.asarray(model.faces)
     depth = np.zeros((num_t, height, width))
     person_map = np.zeros((num_t, height, width), np.int32)
@@ -145,27 +215,34 @@ def generate_clip(config, seed: int, *, return_extras: bool = False):
                                     [p["verts"][k] for p in people], faces,
                                     [p["colours"] for p in people])
         depth[t], person_map[t], images[t] = frame["depth"], frame["person"], frame["rgb"]
-    human = person_map >= 0
+    return depth, person_map, images
 
-    # Foundation-model outputs.
+
+def _front_end(config, depth, human, K, T_world_cam, focal: float, rngs) -> dict:
+    """The foundation model's outputs: noisy pointmaps, confidence, pairs and matches."""
     nz = config.noise
     pred_depth, frame_scale = frontend_noise.noisy_depth(
         depth, rngs["depth"], scale=nz.scale, frame_scale_jitter=nz.frame_scale_jitter,
         lowfreq_rel=nz.lowfreq_rel, pixel_rel=nz.pixel_rel, blur_sigma_px=nz.blur_sigma_px)
     pred_focal = focal * (1.0 + nz.focal_error)
-    pointmaps = geometry.pointmaps_from_depth(pred_depth, pred_focal)
     conf = frontend_noise.confidence(depth, human, far_m=nz.conf_far_m,
                                      edge_rel=nz.conf_edge_rel)
-    pairs = frontend_noise.window_pairs(num_t, int(config.matches.window))
+    pairs = frontend_noise.window_pairs(len(depth), int(config.matches.window))
     matches, match_conf, counts, outliers = frontend_noise.sample_matches(
         depth, human, conf, K, T_world_cam, pairs, rngs["matches"],
         grid_step=int(config.matches.grid_step), outlier_rate=config.matches.outlier_rate,
         max_matches=int(config.matches.max_per_pair))
+    return dict(pred_depth=pred_depth, frame_scale=frame_scale, pred_focal=pred_focal,
+                pointmaps=geometry.pointmaps_from_depth(pred_depth, pred_focal), conf=conf,
+                pairs=pairs, matches=matches, match_conf=match_conf, counts=counts,
+                outliers=outliers)
 
-    # People: truth per keyframe, HMR estimate, contacts.
-    num_p, num_v = len(people), int(model.num_vertices)
+
+def _tracks(config, model, scene, people, person_map, T_world_cam, key_idx, fps: float,
+            focal: float, hmr_focal: float, rngs) -> dict[str, np.ndarray]:
+    """Per person and keyframe: the truth, the HMR estimate, true and DECO-like contacts."""
+    num_p, num_t, num_v = len(people), len(key_idx), int(model.num_vertices)
     num_j1 = int(model.num_joints) - 1
-    hmr_focal = float(np.hypot(width, height))
     sole = np.asarray(body_models.indices.sole_vertices(model))
     out = dict(
         smpl_global_orient=np.zeros((num_p, num_t, 3, 3)),
@@ -188,15 +265,7 @@ def generate_clip(config, seed: int, *, return_extras: bool = False):
     cc = config.contact
     for p, person in enumerate(people):
         m, verts = person["motion"], person["verts"]
-        nxt = np.minimum(key_idx + 1, num_video - 1)
-        prv = np.maximum(key_idx - 1, 0)
-        speed = np.linalg.norm(verts[nxt] - verts[prv], axis=-1) * fps / (nxt - prv)[:, None]
-        gt_contact = np.zeros((num_t, num_v), bool)
-        low_ground = verts[key_idx, :, 1] < 1.5
-        cand = (speed < cc.speed_mps) & low_ground
-        heights = scenes.height_below(scene, verts[key_idx][cand])
-        # Within height_m of the surface, above or (soft tissue pressed into a seat) below it.
-        gt_contact[cand] = np.abs(heights) < cc.height_m
+        gt_contact = _true_contacts(verts, key_idx, scene, fps, cc.speed_mps, cc.height_m)
         valid = (person_map == p).sum(axis=(1, 2)) >= config.min_visible_pixels
         hmr = frontend_noise.hmr_estimate(
             m.global_orient[key_idx], m.body_pose[key_idx], m.betas,
@@ -220,54 +289,19 @@ def generate_clip(config, seed: int, *, return_extras: bool = False):
         out["gt_betas"][p] = m.betas
         out["gt_transl"][p] = m.transl[key_idx]
         out["gt_contact"][p] = gt_contact
+    return out
 
-    scene_vertices, scene_faces, _ = scene.mesh()
-    f32 = np.float32
-    clip = clip_lib.Clip(
-        frame_index=key_idx.astype(np.int32),
-        fps=np.asarray(fps, f32),
-        pointmaps=pointmaps,
-        confidence=conf,
-        human_mask=human,
-        pairs=pairs,
-        matches=matches,
-        match_confidence=match_conf,
-        smpl_global_orient=out["smpl_global_orient"].astype(f32),
-        smpl_body_pose=out["smpl_body_pose"].astype(f32),
-        smpl_betas=out["smpl_betas"].astype(f32),
-        smpl_transl=out["smpl_transl"].astype(f32),
-        hmr_focal=np.asarray(hmr_focal, f32),
-        smpl_valid=out["smpl_valid"],
-        contact=out["contact"],
-        images=images if config.store_images else None,
-        focal_init=np.asarray(pred_focal, f32),
-        pair_scores=counts.astype(f32),
-        track_id=np.arange(num_p, dtype=np.int32),
-        body_model=model.name,
-    )
-    gt = clip_lib.GroundTruth(
-        gt_T_world_cam=T_world_cam,
-        gt_focal=np.asarray(focal, np.float64),
-        gt_pointmap_scale=np.asarray(1.0 / nz.scale, np.float64),
-        gt_smpl_global_orient=out["gt_orient"],
-        gt_smpl_body_pose=out["gt_pose"],
-        gt_smpl_betas=out["gt_betas"],
-        gt_smpl_transl=out["gt_transl"],
-        gt_contact=out["gt_contact"],
-        gt_scene_vertices=scene_vertices,
-        gt_scene_faces=scene_faces,
-        gt_human_mask=human,
-        gt_depth=depth.astype(f32) if config.store_gt_depth else None,
-        gt_frame_index=np.arange(num_video, dtype=np.int32),
-        gt_T_world_cam_all=T_world_cam_all,
-        gt_joints_world_all=(np.stack([p["joints"] for p in people]) if people
-                             else np.zeros((0, num_video, model.num_joints, 3))),
-    )
-    if not return_extras:
-        return clip, gt
-    extras = dict(scene=scene, person_map=person_map, depth=depth, K=K, model=model,
-                  verts_world=[p["verts"] for p in people], key_index=key_idx,
-                  frame_scale=frame_scale, pred_depth=pred_depth, match_outlier=outliers,
-                  stance=[p["motion"].stance for p in people],
-                  ik_residual_m=[p["motion"].ik_residual_m for p in people])
-    return clip, gt, extras
+
+def _true_contacts(verts, key_idx, scene, fps: float, speed_mps: float, height_m: float):
+    """bool[T, V]: slow vertices within `height_m` of the surface below them, at the keyframes."""
+    num_video = len(verts)
+    nxt = np.minimum(key_idx + 1, num_video - 1)
+    prv = np.maximum(key_idx - 1, 0)
+    speed = np.linalg.norm(verts[nxt] - verts[prv], axis=-1) * fps / (nxt - prv)[:, None]
+    gt_contact = np.zeros((len(key_idx), verts.shape[1]), bool)
+    low_ground = verts[key_idx, :, 1] < 1.5
+    cand = (speed < speed_mps) & low_ground
+    heights = scenes.height_below(scene, verts[key_idx][cand])
+    # Within height_m of the surface, above or (soft tissue pressed into a seat) below it.
+    gt_contact[cand] = np.abs(heights) < height_m
+    return gt_contact
