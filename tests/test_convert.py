@@ -262,6 +262,7 @@ def test_full_size_values_convert_key_by_key():
     np.testing.assert_allclose(rot, ref_rot, rtol=1e-3, atol=1e-3 * np.abs(ref_rot).max())
 
 
+@pytest.mark.slow
 def test_readme_commands_convert_then_infer(tmp_path, state_dict, loaded):
     import subprocess
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -256,6 +256,7 @@ def test_micro_preset_keeps_the_architecture():
         josh3r.JOSH3R(bad, rngs=nnx.Rngs(0))
 
 
+@pytest.mark.slow
 def test_loss_falls_by_half(full_run):
     _, workdir = full_run
     recs = train.read_metrics(workdir)
@@ -283,6 +284,7 @@ def _zero_gradient_bias(path) -> bool:
         "conv1", "conv2", "conv3", "fc1", "input_linear", "linear1", "linear2")
 
 
+@pytest.mark.slow
 @pytest.mark.devices(8)
 def test_jit_mesh_and_pmap_paths_agree(tmp_path, synthetic_pairs, compilation_cache):
     assert jax.device_count() == 8, "the devices(8) marker asks conftest for 8 CPU devices"
@@ -345,6 +347,7 @@ def test_jit_mesh_and_pmap_paths_agree(tmp_path, synthetic_pairs, compilation_ca
     assert max(jax.tree.leaves(moved)) > 1e-3
 
 
+@pytest.mark.slow
 def test_kill_and_resume_equals_uninterrupted_run(tmp_path, full_run, synthetic_pairs,
                                                   compilation_cache):
     full, full_dir = full_run
