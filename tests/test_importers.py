@@ -11,10 +11,12 @@ import os
 import sys
 
 import imageio.v3 as iio
+import jax
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from body_models import lbs, load_model
 from josh_jax import clip as clip_lib
 from josh_jax.clip import ClipFormatError
 from josh_jax.clip.importers import reference
@@ -206,14 +208,6 @@ def test_reference_ground_truth(small):
 
 def test_reference_world_smpl_reproduces_gt_joints_and_contacts(small):
     """The imported world SMPL, posed by the reference body, gives the reference's world joints."""
-    import jax
-
-    try:
-        from body_models import lbs, load_model
-    except ImportError:  # the package may not re-export them yet
-        from body_models.loaders import load_model
-        from body_models.model import lbs
-
     _, clip, gt = small
     body = load_model(os.path.join(REPO, "tests", "data", "synthetic_smpl_neutral.npz"))
     args = (gt.gt_smpl_betas[0], gt.gt_smpl_global_orient[0], gt.gt_smpl_body_pose[0],

@@ -7,6 +7,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import trimesh
+from scipy.spatial.transform import Rotation
 
 from josh_jax.errors import InputError
 from josh_jax.io import outputs, preview, result_npz, scene, tum
@@ -109,8 +110,6 @@ def test_load_refuses_wrong_version(tmp_path):
 
 
 def test_tum_parses_and_matches_poses(tmp_path):
-    from scipy.spatial.transform import Rotation
-
     result = make_result()
     path = tum.write_tum(str(tmp_path / "traj.txt"), result)
     data = np.loadtxt(path, comments="#")

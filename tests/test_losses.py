@@ -1,6 +1,8 @@
 """Tests for losses/: every term against plain-numpy formulas, masking, zero-residual gradients,
 jit / vmap safety and the gamma constants of `docs/method.md` (6.1)."""
 
+import os
+import re
 import types
 
 import jax
@@ -424,9 +426,6 @@ def test_track_weighted_mean():
 
 def test_docs_example_runs_and_fits():
     """The optax example in docs/losses.md runs as written and improves the noisy track."""
-    import os
-    import re
-
     path = os.path.join(os.path.dirname(__file__), "..", "docs", "losses.md")
     with open(path) as fh:
         code = re.search(r"```python\n(.*?)```", fh.read(), re.S).group(1)

@@ -19,7 +19,7 @@ from experiments.configs import synthetic as synthetic_config
 from josh_jax import clip as clip_lib
 from josh_jax import geometry
 from josh_jax.errors import InputError
-from josh_jax.synthetic import generate_clip, motions, scenes
+from josh_jax.synthetic import cameras, generate_clip, motions, render, scenes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -341,8 +341,6 @@ def test_make_synthetic_end_to_end(tmp_path):
 
 
 def test_bounding_box_culling_changes_nothing():
-    from josh_jax.synthetic import cameras, render
-
     scene = scenes.make_scene("bench", np.random.default_rng(1), num_boxes=4)
     H, W = 48, 80
     K = geometry.centred_intrinsics(60.0, H, W)
