@@ -18,7 +18,13 @@ import os
 import sys
 import time
 
+import jax
+import numpy as np
 from absl import app, flags
+
+from experiments.configs import josh as josh_config
+from experiments.configs import synthetic as synthetic_config
+from josh_jax import export, importers, pipeline, synthetic
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _REF = os.path.normpath(os.path.join(_REPO, "..", "shared", "reference", "josh_synthetic_clip.npz"))
@@ -40,7 +46,7 @@ VARIANTS = {
     "josh_weights": {"weights.static": 0.1, "weights.smooth": 0.1},
     "no_depth_along_ray": {"depth_along_ray": False},
     # MASt3R-SfM's own optimizer schedule (500 iterations at lr 0.2, then 500 at 0.02), under which
-    # the reference collapses on its clip (spec / reference README).
+    # the reference collapses on its clip (the reference's own `optdefaults` run).
     "sfm_schedule": {"stage1.lr": 0.2, "stage2.lr": 0.02, "stage2.iters": 500},
 }
 _KEYS = {"wa_mm": "wa_mpjpe_sim3_mm", "w_mm": "w_mpjpe_first_frame_aligned_mm",
@@ -48,8 +54,6 @@ _KEYS = {"wa_mm": "wa_mpjpe_sim3_mm", "w_mm": "w_mpjpe_first_frame_aligned_mm",
 
 
 def variant_config(name: str):
-    from experiments.configs import josh as josh_config
-
     cfg = josh_config.get_config("default")
     cfg.unlock()
     for k, v in VARIANTS[name].items():
@@ -63,12 +67,6 @@ def variant_config(name: str):
 
 def main(argv):
     del argv
-    import jax
-    import numpy as np
-
-    from experiments.configs import synthetic as synthetic_config
-    from josh_jax import export, importers, pipeline, synthetic
-
     clips = {"reference": importers.load_any(_REF)}
     for s in _SEEDS.value:
         clips[f"seed{s}"] = synthetic.generate_clip(synthetic_config.get_config("default"), int(s))

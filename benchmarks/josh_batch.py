@@ -24,10 +24,16 @@ import json
 import os
 import time
 
+import jax
+import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
 from benchmarks.common import write_result
+from experiments.configs import synthetic as synthetic_configs
+from josh_jax import optimize as optimize_lib
+from josh_jax import pipeline, synthetic
+from josh_jax import prepare as prepare_lib
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -54,10 +60,7 @@ NOISE_FIELDS = (
 
 
 def synthetic_config(preset: str, noise_level: float = 1.0):
-    from josh_jax import pipeline  # noqa: PLC0415
-
-    c = pipeline.load_config_file(
-        os.path.join(_REPO, "experiments", "configs", "synthetic.py"), preset)
+    c = synthetic_configs.get_config(preset)
     c.unlock()
     for group, name in NOISE_FIELDS:
         c[group][name] = float(c[group][name]) * noise_level
@@ -66,13 +69,6 @@ def synthetic_config(preset: str, noise_level: float = 1.0):
 
 def main(argv):
     del argv
-    import jax
-    import numpy as np
-
-    from josh_jax import optimize as optimize_lib
-    from josh_jax import pipeline, synthetic
-    from josh_jax import prepare as prepare_lib
-
     config = _CONFIG.value
     device = jax.default_backend()
     n_dev = jax.device_count()
@@ -94,15 +90,15 @@ def main(argv):
     print(f"{len(clips)} clips generated and prepared in {time.perf_counter() - t:.1f} s: "
           f"{clips[0][0].describe()}")
     spec = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("clips"))
+    optimize_clips = optimize_lib.make_batched_optimize(config, mesh)  # what optimize_many runs
     for k in (int(b) for b in _BATCHES.value):
         k_pad = -(-k // n_dev) * n_dev
         batch = prepare_lib.stack_problems([problems[i % len(problems)] for i in range(k)],
                                            pad_to=k_pad)
         batch = jax.device_put(batch, spec)
-        fn = optimize_lib._batched(config, mesh)  # the program optimize_many runs
         with jax.set_mesh(mesh):
             t = time.perf_counter()
-            compiled = fn.lower(batch).compile()
+            compiled = optimize_clips.lower(batch).compile()
             compile_s = time.perf_counter() - t
             t = time.perf_counter()
             sol = jax.block_until_ready(compiled(batch))
@@ -110,8 +106,8 @@ def main(argv):
         figures[f"compile_s_b{k}"] = compile_s
         figures[f"run_s_b{k}"] = run_s
         figures[f"clips_per_min_b{k}"] = 60.0 * k / run_s
-        figures[f"nan_clips_b{k}"] = float(np.asarray(sol.nan)[:k].sum())
-        figures[f"diverged_clips_b{k}"] = float(np.asarray(sol.diverged)[:k].sum())
+        figures[f"nan_clips_b{k}"] = float(np.asarray(sol.diagnostics.nan)[:k].sum())
+        figures[f"diverged_clips_b{k}"] = float(np.asarray(sol.diagnostics.diverged)[:k].sum())
         print(f"batch {k:3d} (padded to {k_pad}): compile {compile_s:.1f} s, run {run_s:.1f} s, "
               f"{60.0 * k / run_s:.2f} clips/min")
 

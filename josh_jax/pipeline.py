@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import ml_collections
 import numpy as np
 
 from josh_jax import export
@@ -103,14 +104,15 @@ def reconstruct(clip, config, body_model=None, *, log: Callable[..., None] = _no
     log(f"  [prepare] {timings['prepare_s']:.2f} s ({prep_info.num_matches} matches, "
         f"{sum(len(c.image) for c in prep_info.contacts)} contact entries)")
     t = time.perf_counter()
-    solution = optimize_lib.optimize_jit(problem, config)
+    solution = optimize_lib.optimize_jit(problem, ml_collections.FrozenConfigDict(config))
     solution = jax.block_until_ready(solution)
     timings["optimize_s"] = time.perf_counter() - t
     log(f"  [optimize] {timings['optimize_s']:.2f} s (compile + run)")
     t = time.perf_counter()
     result = make_result(clip, problem, solution, body_model, config, info=prep_info)
     timings["assemble_s"] = time.perf_counter() - t
-    nan, diverged = bool(np.asarray(solution.nan)), bool(np.asarray(solution.diverged))
+    nan = bool(np.asarray(solution.diagnostics.nan))
+    diverged = bool(np.asarray(solution.diagnostics.diverged))
     warning = ("  WARNING: NaN met, last finite parameters kept" if nan else
                "  WARNING: the optimisation diverged (loss rose), treat this result as failed"
                if diverged else "")

@@ -460,13 +460,13 @@ def make_result(clip, problem, solution, body_model, config=None, *, info=None,
     Returns:
       The Result (world = first keyframe camera).
     """
-    from josh_jax import anchors  # noqa: PLC0415
+    from josh_jax.prepare import anchors  # noqa: PLC0415
 
     T = clip.num_frames
     P = clip.num_people
     H, W = clip.image_size
     sol = jax.tree.map(np.asarray, solution)
-    prob_pp = np.asarray(problem.pp, np.float32)
+    prob_pp = np.asarray(problem.cameras.pp, np.float32)
     focal = float(sol.focal)
     K = np.array([[focal, 0, prob_pp[0]], [0, focal, prob_pp[1]], [0, 0, 1]], np.float32)
 
@@ -478,7 +478,7 @@ def make_result(clip, problem, solution, body_model, config=None, *, info=None,
             subsample=int(_cfg(config, "subsample", 8)),
             conf_offset=float(_cfg(config, "conf_offset", 0.999)),
             conf_thres=float(_cfg(config, "conf_thres", 0.1)))
-    depth = dense_depth(sol.anchor_depth, views.canon2, np.asarray(problem.weiszfeld_focal),
+    depth = dense_depth(sol.anchor_depth, views.canon2, np.asarray(problem.cameras.weiszfeld_focal),
                         focal, views.subsample)
 
     body_pose = sol.smpl_body_pose[:P, :T]
@@ -488,12 +488,12 @@ def make_result(clip, problem, solution, body_model, config=None, *, info=None,
     if scene_stride is None:
         scene_stride = int(_cfg(config, "output_scene_stride", 2))
     diagnostics = {
-        "curve_stage1": sol.curve_stage1,
-        "curve_stage2": sol.curve_stage2,
-        "final_terms": sol.final_terms,
-        "nan": sol.nan,
-        "diverged": sol.diverged,
-        "iters_run": sol.iters_run,
+        "curve_stage1": sol.diagnostics.curve_stage1,
+        "curve_stage2": sol.diagnostics.curve_stage2,
+        "final_terms": sol.diagnostics.final_terms,
+        "nan": sol.diagnostics.nan,
+        "diverged": sol.diagnostics.diverged,
+        "iters_run": sol.diagnostics.iters_run,
         "focal": np.float32(focal),
     }
     try:

@@ -102,6 +102,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # Move each body along its camera ray by exp(track log scale + frame log offset).
     c.depth_along_ray = True
 
+    # --- outputs ---
+    c.output_scene_stride = 2  # pixel step of the scene points stored in a Result
+
     if preset == "fast":
         c.stage1.iters = 150
         c.stage2.iters = 60

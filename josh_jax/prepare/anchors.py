@@ -1,14 +1,13 @@
-"""Host-side scene preprocessing of JOSH (spec sections 1.5.9, 1.5.10, appendices A.3, A.5, A.6).
+"""Canonical views and anchors of a clip (docs/method.md §1.5.9, §A.5), host numpy.
 
-Everything here is numpy / scipy, runs once per clip outside jit, and reproduces the reference
-(MASt3R-SfM as used by JOSH with Pi3 pointmaps):
+With one camera-frame pointmap per image (Pi3-style), the reference's canonical view reduces to
+block-relative depths: every 8x8 block is represented by its centre pixel (its *anchor*), whose
+absolute depth is `core_depth`, and every pixel by its depth relative to that centre (`canon2`).
+The optimiser moves anchor depths only; a pixel's depth is its anchor's times its offset.
 
-* `canonical_views`: block-relative depth `canon2` (z_q / z_anchor), canonical confidence
-  `cconf = conf - 0.999`, scene mask `cconf > 0.1` and the absolute anchor depths (`core_depth`,
-  the pointmap z at the centre (4, 4) of every 8x8 block).
-* `weiszfeld_focal`: focal from a pointmap knowing its depth (DUSt3R's IRLS estimator).
+* `canonical_views`: `canon2` (z_q / z_anchor), canonical confidence `cconf = conf - 0.999`, the
+  scene mask `cconf > 0.1` (minus people) and the anchor depths.
 * `anchor_offsets`: anchor index and depth offset of pixels.
-* `max_spanning_tree`: the camera kinematic chain (root choice and BFS edge order of MASt3R-SfM).
 """
 
 from __future__ import annotations
@@ -16,8 +15,6 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import scipy.sparse
-import scipy.sparse.csgraph
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,9 +43,9 @@ def canonical_views(
     confidence: np.ndarray,
     human_mask: np.ndarray | None = None,
     *,
-    subsample: int = 8,
-    conf_offset: float = 0.999,
-    conf_thres: float = 0.1,
+    subsample: int,
+    conf_offset: float,
+    conf_thres: float,
 ) -> CanonicalViews:
     """Canonical views from single (Pi3-style) camera-frame pointmaps.
 
@@ -102,51 +99,10 @@ def canonical_views(
     )
 
 
-def weiszfeld_focal(
-    pointmap: np.ndarray,
-    pp: tuple[float, float] | None = None,
-    *,
-    min_focal: float = 0.5,
-    max_focal: float = 3.5,
-    iters: int = 10,
-) -> float:
-    """Focal of a camera-frame pointmap, DUSt3R `estimate_focal_knowing_depth(..., 'weiszfeld')`.
-
-    f0 = mean<p, u> / mean|p|^2 with p = (X/Z, Y/Z) and u = pixel - pp, then 10 IRLS steps with
-    weights 1 / max(|u - f p|, 1e-8); clipped to [min, max] * max(H, W) / (2 tan 30 deg).
-
-    Args:
-        pointmap: float[H, W, 3].
-        pp: principal point (cx, cy); default (W/2, H/2).
-        min_focal, max_focal: bounds relative to the 60-degree focal of the long side.
-        iters: IRLS iterations.
-
-    Returns:
-        float focal in pixels.
-    """
-    pts = np.asarray(pointmap, np.float64)
-    H, W = pts.shape[:2]
-    cx, cy = (W / 2.0, H / 2.0) if pp is None else pp
-    u = np.stack(np.meshgrid(np.arange(W) - cx, np.arange(H) - cy, indexing="xy"), -1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = pts[..., :2] / pts[..., 2:3]
-    p = np.where(np.isfinite(p), p, 0.0)
-    u = u.reshape(-1, 2)
-    p = p.reshape(-1, 2)
-    dot_pu = np.sum(p * u, -1)
-    dot_pp = np.sum(p * p, -1)
-    f = dot_pu.mean() / dot_pp.mean()
-    for _ in range(iters):
-        w = 1.0 / np.maximum(np.linalg.norm(u - f * p, axis=-1), 1e-8)
-        f = np.mean(w * dot_pu) / np.mean(w * dot_pp)
-    base = max(H, W) / (2.0 * np.tan(np.deg2rad(60.0) / 2.0))
-    return float(np.clip(f, min_focal * base, max_focal * base))
-
-
 def anchor_offsets(
     views: CanonicalViews, image: int, xy: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Anchor index and block-relative depth offset of integer pixels (spec A.5).
+    """Anchor index and block-relative depth offset of integer pixels (docs/method.md §A.5).
 
     Args:
         views: CanonicalViews of the clip.
@@ -163,53 +119,3 @@ def anchor_offsets(
     a = (y // s) * W2 + x // s
     off = views.canon2[image, y, x] / views.core_canon2[image, a]
     return a.astype(np.int32), off.astype(np.float32)
-
-
-def _bfs_ranks(tree: scipy.sparse.csr_array, start: int) -> np.ndarray:
-    order = scipy.sparse.csgraph.breadth_first_order(
-        tree, start, directed=False, return_predecessors=False
-    )
-    ranks = np.full(tree.shape[0], -1, np.int64)
-    ranks[order] = np.arange(len(order))
-    return ranks
-
-
-def max_spanning_tree(
-    num_images: int, pairs: np.ndarray, scores: np.ndarray
-) -> tuple[int, np.ndarray]:
-    """Maximum spanning tree of pair scores with MASt3R-SfM's root and BFS edge order.
-
-    scipy's minimum spanning tree of -S; the root is argmax min(r1, r2) of BFS ranks from the two
-    ends of a double sweep (an approximate tree centre); edges are (parent, child) in BFS order.
-
-    Args:
-        num_images: N.
-        pairs: int[E, 2] image pairs (unordered).
-        scores: float[E] pair score (number of valid matches).
-
-    Returns:
-        (root, edges int32[N-1, 2]).
-
-    Raises:
-        ValueError: if the match graph is disconnected (naming the unreachable images).
-    """
-    S = np.zeros((num_images, num_images), np.float64)
-    for (i, j), sc in zip(np.asarray(pairs), np.asarray(scores, np.float64), strict=True):
-        if i != j and sc > 0:
-            S[i, j] = S[j, i] = max(S[i, j], sc)
-    msp = scipy.sparse.csgraph.minimum_spanning_tree(scipy.sparse.csr_array(-S))
-    ranks = _bfs_ranks(msp, 0)
-    if np.any(ranks < 0):
-        missing = np.nonzero(ranks < 0)[0].tolist()
-        raise ValueError(
-            f"max_spanning_tree: the match graph is disconnected; images {missing} "
-            f"share no match with image 0"
-        )
-    r2 = _bfs_ranks(msp, int(np.argmax(ranks)))
-    r1 = _bfs_ranks(msp, int(np.argmax(r2)))
-    root = int(np.argmax(np.minimum(r1, r2)))
-    order, pred = scipy.sparse.csgraph.breadth_first_order(
-        msp, root, directed=False, return_predecessors=True
-    )
-    edges = np.array([(pred[i], i) for i in order[1:]], np.int32).reshape(-1, 2)
-    return root, edges
