@@ -14,7 +14,12 @@ The modules follow the objective's structure:
     solutions = optimize_many(problems, config, mesh=None)                     # a batch
 """
 
-from josh_jax.optimize.batch import make_batched_optimize, make_clips_mesh, optimize_many
+from josh_jax.optimize.batch import (
+    BatchedOptimize,
+    make_batched_optimize,
+    make_clips_mesh,
+    optimize_many,
+)
 from josh_jax.optimize.cameras import (
     anchor_depths,
     camera_forward,
@@ -37,6 +42,7 @@ from josh_jax.optimize.solver import (
 )
 
 __all__ = [
+    "BatchedOptimize",
     "CURVE_COLUMNS",
     "DIVERGENCE_FACTOR",
     "Diagnostics",

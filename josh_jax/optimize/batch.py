@@ -25,32 +25,47 @@ def make_clips_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
     )
 
 
+_CLIPS = jax.sharding.PartitionSpec("clips")
+
+
+@functools.partial(jax.jit, static_argnames="config", in_shardings=_CLIPS, out_shardings=_CLIPS)
+def _optimize_clips(problems: Problem, config) -> Solution:
+    """vmap(optimize) over the leading clip axis, sharded over the "clips" axis of the mesh set
+    with `jax.set_mesh`; `config` is static (hashable), so each config compiles once."""
+    return jax.vmap(functools.partial(optimize, config=config))(problems)
+
+
 @dataclasses.dataclass(frozen=True)
-class _OptimizeClips:
-    """vmap(optimize) with a fixed config. A frozen dataclass compares by value, so the functions
-    of equal configs are equal and jax reuses their compiled program."""
+class BatchedOptimize:
+    """The program `optimize_many` runs, for one config and mesh (`make_batched_optimize`).
+
+    Attributes:
+      config: the josh config, frozen.
+      mesh: a jax Mesh with a "clips" axis.
+    """
 
     config: ml_collections.FrozenConfigDict
+    mesh: jax.sharding.Mesh
 
     def __call__(self, problems: Problem) -> Solution:
-        return jax.vmap(functools.partial(optimize, config=self.config))(problems)
+        """Solution [K, ...] of stacked Problems [K, ...] (K a multiple of the mesh size)."""
+        with jax.set_mesh(self.mesh):
+            return _optimize_clips(problems, self.config)
+
+    def lower(self, problems: Problem) -> jax.stages.Lowered:
+        """The program lowered for these shapes: `.compile()` compiles it ahead of time."""
+        with jax.set_mesh(self.mesh):
+            return _optimize_clips.lower(problems, self.config)
 
 
-def make_batched_optimize(config, mesh: jax.sharding.Mesh):
-    """The program `optimize_many` runs: jit(vmap(optimize)) over stacked Problems.
+def make_batched_optimize(config, mesh: jax.sharding.Mesh) -> BatchedOptimize:
+    """jit(vmap(optimize)) over stacked Problems, the clip axis sharded over `mesh`'s "clips" axis.
 
-    Args:
-      config: the josh config.
-      mesh: a jax Mesh with a "clips" axis; the clip axis of the inputs and outputs is sharded
-        over it (the clip count must be a multiple of its size).
-
-    Returns:
-      A jitted function: Problem [K, ...] -> Solution [K, ...]; `.lower(problems).compile()`
-      compiles it ahead of time. Call it under `jax.set_mesh(mesh)`.
+    The inputs must be placed on that sharding (`jax.device_put(problems,
+    NamedSharding(mesh, PartitionSpec("clips")))`, as `optimize_many` does). Equal configs share
+    one compiled program per input shape.
     """
-    clips = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("clips"))
-    optimize_clips = _OptimizeClips(ml_collections.FrozenConfigDict(config))
-    return jax.jit(optimize_clips, in_shardings=clips, out_shardings=clips)
+    return BatchedOptimize(ml_collections.FrozenConfigDict(config), mesh)
 
 
 def _pad_clips(problems: Problem, size: int) -> Problem:
@@ -88,8 +103,7 @@ def optimize_many(problems: Problem | list[Problem], config, mesh=None) -> Solut
     padded = -(-num_clips // num_devices) * num_devices
     clips = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("clips"))
     problems = jax.device_put(_pad_clips(problems, padded), clips)
-    with jax.set_mesh(mesh):
-        solutions = make_batched_optimize(config, mesh)(problems)
+    solutions = make_batched_optimize(config, mesh)(problems)
     if padded != num_clips:
         solutions = jax.tree_util.tree_map(lambda x: x[:num_clips], solutions)
     return solutions

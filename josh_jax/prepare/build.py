@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from body_models.loaders import load_model
+from body_models import load_model
 from josh_jax.prepare.anchors import CanonicalViews, anchor_offsets, canonical_views
 from josh_jax.prepare.batch import bucket_size, pad
 from josh_jax.prepare.body import smpl_forward, subset_body_model

@@ -232,6 +232,38 @@ def _surface_hit(views: CanonicalViews, img, u, v, depth, support, body, setting
     return _SceneHit(a, offset, conf, (hx, hy), (float(u), float(v)), slope)
 
 
+class _Scene:
+    """Where contacts projecting into a keyframe meet the scene (per-image pixel sets cached)."""
+
+    def __init__(self, views: CanonicalViews, depth, body_mask, settings: ContactSettings):
+        self.views, self.depth, self.body_mask, self.settings = views, depth, body_mask, settings
+        self.trusted_pixels = functools.cache(self._trusted_pixels)
+        self.surface_pixels = functools.cache(self._surface_pixels)
+
+    def _trusted_pixels(self, img):  # the reference's nearest-pixel search set
+        return np.argwhere(self.views.scene_mask[img])
+
+    def _surface_pixels(self, img):  # (support of the surface fits, body pixels)
+        mask = self.views.scene_mask[img]
+        support = scipy.ndimage.binary_erosion(
+            mask, iterations=self.settings.surface_margin, border_value=1
+        )
+        body = ~mask if self.body_mask is None else np.asarray(self.body_mask[img], bool)
+        return support, body
+
+    def hit(self, img, u, v, z) -> _SceneHit | None:
+        """The scene under a contact at pixel (u, v) and camera depth z, None if filtered."""
+        views, settings = self.views, self.settings
+        _, H, W = views.canon2.shape
+        if not (0 <= u < W and 0 <= v < H and z > 1e-6) or not views.scene_mask[img].any():
+            return None
+        if settings.reference_compat:
+            pixels = self.trusted_pixels(img)
+            return _reference_hit(views, img, u, v, pixels, settings.depth_filter_ratio)
+        support, body = self.surface_pixels(img)
+        return _surface_hit(views, img, u, v, self.depth[img], support, body, settings)
+
+
 def build_contacts(
     verts_cam: np.ndarray,
     joints_reg: np.ndarray,
@@ -261,29 +293,8 @@ def build_contacts(
     Returns:
         TrackContacts.
     """
-    T, H, W = views.canon2.shape
-    cx, cy = pp
     compat = settings.reference_compat
-
-    @functools.cache
-    def trusted_pixels(img):  # the reference's nearest-pixel search set
-        return np.argwhere(views.scene_mask[img])
-
-    @functools.cache
-    def surface_pixels(img):  # (support of the surface fits, body pixels)
-        mask = views.scene_mask[img]
-        support = scipy.ndimage.binary_erosion(
-            mask, iterations=settings.surface_margin, border_value=1
-        )
-        return support, ~mask if body_mask is None else np.asarray(body_mask[img], bool)
-
-    def scene_hit(img, u, v, z):
-        if not (0 <= u < W and 0 <= v < H and z > 1e-6) or not views.scene_mask[img].any():
-            return None
-        if compat:
-            return _reference_hit(views, img, u, v, trusted_pixels(img), settings.depth_filter_ratio)
-        return _surface_hit(views, img, u, v, depth[img], *surface_pixels(img), settings)
-
+    scene = _Scene(views, depth, body_mask, settings)
     hits, static = [], []  # (image, frame, vertex, _SceneHit), (frame, previous frame, vertex)
     last_ids: list[int] = []
     prev_slot = -1
@@ -301,16 +312,17 @@ def build_contacts(
             continue
         num_candidates += len(kept)
         if compat:  # the reference's counter indexes the track's frame list: map it to a slot
-            slot, prev = int(frames[min(smpl_idx, len(frames) - 1)]), int(frames[max(smpl_idx - 1, 0)])
+            slot = int(frames[min(smpl_idx, len(frames) - 1)])
+            prev = int(frames[max(smpl_idx - 1, 0)])
         else:
             slot, prev = img, prev_slot
         X = verts_cam[row, kept].astype(np.float64)
-        u = focal * X[:, 0] / X[:, 2] + cx
-        v = focal * X[:, 1] / X[:, 2] + cy
+        u = focal * X[:, 0] / X[:, 2] + pp[0]
+        v = focal * X[:, 1] / X[:, 2] + pp[1]
         for vid, uu, vv, zz in zip(kept, u, v, X[:, 2], strict=True):
             if vid in last_ids:
                 static.append((slot, prev, vid))
-            hit = scene_hit(img, uu, vv, zz)
+            hit = scene.hit(img, uu, vv, zz)
             if hit is not None:
                 hits.append((img, slot, vid, hit))
         last_ids, prev_slot = kept, img

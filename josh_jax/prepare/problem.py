@@ -78,7 +78,7 @@ class MatchData:
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class TrackInit:
-    """The HMR's SMPL parameters of every track at every keyframe (camera frame, §2.1).
+    """The HMR's SMPL parameters of every track at every keyframe (docs/method.md §2.1).
 
     Attributes:
       valid: bool[P, N] SMPL frame present (track visible at this keyframe).
