@@ -81,28 +81,34 @@ def test_compose_chain_matches_sequential():
 def test_pair_loss_matches_losses_package(small):
     """The fused per-pair formulation equals losses.match_3d_loss / reprojection_loss."""
     _, cfg, pb = small
-    p = _random_params(pb, cfg)
-    T, f, depth_scale = opt.camera_forward(p, pb, cfg)
-    Xi = jnp.stack(opt.match_points_world(pb, 0, T, f, depth_scale), -1).reshape(-1, 3)
-    Xj = jnp.stack(opt.match_points_world(pb, 1, T, f, depth_scale), -1).reshape(-1, 3)
-    conf = pb.matches.conf.reshape(-1)
-    l3 = losses.match_3d_loss(Xi, Xj, conf, 1.1)
-    np.testing.assert_allclose(opt.pair_loss(pb, cfg, 1, T, f, depth_scale), l3, rtol=1e-4)
-    pp = pb.cameras.pp
-    K = jnp.array([[f, 0, pp[0]], [0, f, pp[1]], [0, 0, 1.0]])
-    T_cw = jnp.linalg.inv(T)
-    i = jnp.repeat(pb.matches.pair_index[:, 0], pb.matches.conf.shape[1])
-    j = jnp.repeat(pb.matches.pair_index[:, 1], pb.matches.conf.shape[1])
-    proj = jax.vmap(lambda Tc, x: losses.project_points(K, Tc, x[None])[0])
-    uv_i = pb.matches.uv[:2].reshape(2, -1).T
-    uv_j = pb.matches.uv[2:].reshape(2, -1).T
-    l2 = losses.reprojection_loss(
-        jnp.concatenate([uv_i, uv_j]),
-        jnp.concatenate([proj(T_cw[i], Xj), proj(T_cw[j], Xi)]),
-        jnp.concatenate([conf, conf]),
-        0.4,
-    )
-    np.testing.assert_allclose(opt.pair_loss(pb, cfg, 2, T, f, depth_scale), l2, rtol=1e-4)
+
+    @jax.jit  # one program instead of hundreds of eager ops
+    def fused_and_direct(p, pb):
+        T, f, depth_scale = opt.camera_forward(p, pb, cfg)
+        Xi = jnp.stack(opt.match_points_world(pb, 0, T, f, depth_scale), -1).reshape(-1, 3)
+        Xj = jnp.stack(opt.match_points_world(pb, 1, T, f, depth_scale), -1).reshape(-1, 3)
+        conf = pb.matches.conf.reshape(-1)
+        l3 = losses.match_3d_loss(Xi, Xj, conf, 1.1)
+        pp = pb.cameras.pp
+        K = jnp.array([[f, 0, pp[0]], [0, f, pp[1]], [0, 0, 1.0]])
+        T_cw = jnp.linalg.inv(T)
+        i = jnp.repeat(pb.matches.pair_index[:, 0], pb.matches.conf.shape[1])
+        j = jnp.repeat(pb.matches.pair_index[:, 1], pb.matches.conf.shape[1])
+        proj = jax.vmap(lambda Tc, x: losses.project_points(K, Tc, x[None])[0])
+        uv_i = pb.matches.uv[:2].reshape(2, -1).T
+        uv_j = pb.matches.uv[2:].reshape(2, -1).T
+        l2 = losses.reprojection_loss(
+            jnp.concatenate([uv_i, uv_j]),
+            jnp.concatenate([proj(T_cw[i], Xj), proj(T_cw[j], Xi)]),
+            jnp.concatenate([conf, conf]),
+            0.4,
+        )
+        fused = [opt.pair_loss(pb, cfg, stage, T, f, depth_scale) for stage in (1, 2)]
+        return jnp.stack(fused), jnp.stack([l3, l2])
+
+    fused, direct = fused_and_direct(_random_params(pb, cfg), pb)
+    assert np.all(np.asarray(direct) > 0)
+    np.testing.assert_allclose(fused, direct, rtol=1e-4)
 
 
 def test_depth_along_ray_moves_the_body_along_its_camera_ray(small):
