@@ -1,4 +1,4 @@
-"""Safe norms and the robust gamma loss of MASt3R / JOSH (spec section 2.7).
+"""Safe norms and the robust gamma loss of MASt3R / JOSH (docs/method.md §2.7).
 
 Everything here is elementwise or reduces over one axis, is jit / vmap / grad safe and has finite
 gradients at zero residuals (PyTorch's norm backward returns 0 at a zero vector, `jnp.linalg.norm`
