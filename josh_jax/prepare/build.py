@@ -18,6 +18,7 @@ of the `Problem`:
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -335,30 +336,33 @@ def _used_vertices(track_contacts, config) -> tuple[np.ndarray, dict[int, int]]:
     return vertex_ids, {v: k for k, v in enumerate(used)}
 
 
+def _pack_tracks(track_contacts, values, dtype, *, num_tracks, size, fill=0, shape=()):
+    """dtype[num_tracks, size, *shape]: `values(tc)` of each track in its row, padded with `fill`
+    (rows of tracks without frames, beyond the clip's tracks and beyond each track's entries)."""
+    out = np.full((num_tracks, size) + shape, fill, dtype)
+    for p, tc in enumerate(track_contacts):
+        if tc is not None:
+            row = np.asarray(values(tc), dtype)
+            out[p, : len(row)] = row
+    return out
+
+
 def _contact_data(track_contacts, views, vertex_slot, P, config, radius) -> ContactData:
     C = bucket_size(
         max([len(tc.conf) for tc in track_contacts if tc is not None], default=1),
         config.buckets.contacts,
     )
-    image, frame, vertex = (np.zeros((P, C), np.int32) for _ in range(3))
-    depth, offset = np.ones((P, C), np.float32), np.ones((P, C), np.float32)
-    uv, slope = np.zeros((P, C, 2), np.float32), np.zeros((P, C, 2), np.float32)
-    conf = np.zeros((P, C), np.float32)
-    for p, tc in enumerate(track_contacts):
-        if tc is None:
-            continue
-        n = len(tc.conf)
-        image[p, :n] = tc.image
-        frame[p, :n] = tc.frame
-        vertex[p, :n] = [vertex_slot[int(x)] for x in tc.vertex]
-        depth[p, :n] = views.core_depth[tc.image, tc.anchor]
-        offset[p, :n] = tc.offset
-        uv[p, :n] = tc.uv
-        slope[p, :n] = tc.slope
-        conf[p, :n] = tc.conf
+    pack = functools.partial(_pack_tracks, track_contacts, num_tracks=P, size=C)
     return ContactData(
-        image=image, frame=frame, vertex=vertex, depth=depth, offset=offset, uv=uv, slope=slope,
-        conf=conf, radius=np.float32(radius),
+        image=pack(lambda tc: tc.image, np.int32),
+        frame=pack(lambda tc: tc.frame, np.int32),
+        vertex=pack(lambda tc: [vertex_slot[int(x)] for x in tc.vertex], np.int32),
+        depth=pack(lambda tc: views.core_depth[tc.image, tc.anchor], np.float32, fill=1),
+        offset=pack(lambda tc: tc.offset, np.float32, fill=1),
+        uv=pack(lambda tc: tc.uv, np.float32, shape=(2,)),
+        slope=pack(lambda tc: tc.slope, np.float32, shape=(2,)),
+        conf=pack(lambda tc: tc.conf, np.float32),
+        radius=np.float32(radius),
     )
 
 
@@ -367,14 +371,10 @@ def _static_pairs(track_contacts, vertex_slot, P, config) -> StaticPairs:
         max([len(tc.static_vertex) for tc in track_contacts if tc is not None], default=1),
         config.buckets.static,
     )
-    frame, prev, vertex = (np.zeros((P, S), np.int32) for _ in range(3))
-    weight = np.zeros((P, S), np.float32)
-    for p, tc in enumerate(track_contacts):
-        if tc is None:
-            continue
-        n = len(tc.static_vertex)
-        frame[p, :n] = tc.static_frame
-        prev[p, :n] = tc.static_prev
-        vertex[p, :n] = [vertex_slot[int(x)] for x in tc.static_vertex]
-        weight[p, :n] = 1.0
-    return StaticPairs(frame=frame, prev=prev, vertex=vertex, weight=weight)
+    pack = functools.partial(_pack_tracks, track_contacts, num_tracks=P, size=S)
+    return StaticPairs(
+        frame=pack(lambda tc: tc.static_frame, np.int32),
+        prev=pack(lambda tc: tc.static_prev, np.int32),
+        vertex=pack(lambda tc: [vertex_slot[int(x)] for x in tc.static_vertex], np.int32),
+        weight=pack(lambda tc: np.ones(len(tc.static_vertex)), np.float32),
+    )
