@@ -91,15 +91,15 @@ def main(argv):
     print(f"{len(clips)} clips generated and prepared in {time.perf_counter() - t:.1f} s: "
           f"{clips[0][0].describe()}")
     spec = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("clips"))
+    optimize_clips = optimize_lib.make_batched_optimize(config, mesh)  # what optimize_many runs
     for k in (int(b) for b in _BATCHES.value):
         k_pad = -(-k // n_dev) * n_dev
         batch = prepare_lib.stack_problems([problems[i % len(problems)] for i in range(k)],
                                            pad_to=k_pad)
         batch = jax.device_put(batch, spec)
-        fn = optimize_lib._batched(config, mesh)  # the program optimize_many runs
         with jax.set_mesh(mesh):
             t = time.perf_counter()
-            compiled = fn.lower(batch).compile()
+            compiled = optimize_clips.lower(batch).compile()
             compile_s = time.perf_counter() - t
             t = time.perf_counter()
             sol = jax.block_until_ready(compiled(batch))
@@ -107,8 +107,8 @@ def main(argv):
         figures[f"compile_s_b{k}"] = compile_s
         figures[f"run_s_b{k}"] = run_s
         figures[f"clips_per_min_b{k}"] = 60.0 * k / run_s
-        figures[f"nan_clips_b{k}"] = float(np.asarray(sol.nan)[:k].sum())
-        figures[f"diverged_clips_b{k}"] = float(np.asarray(sol.diverged)[:k].sum())
+        figures[f"nan_clips_b{k}"] = float(np.asarray(sol.diagnostics.nan)[:k].sum())
+        figures[f"diverged_clips_b{k}"] = float(np.asarray(sol.diagnostics.diverged)[:k].sum())
         print(f"batch {k:3d} (padded to {k_pad}): compile {compile_s:.1f} s, run {run_s:.1f} s, "
               f"{60.0 * k / run_s:.2f} clips/min")
 

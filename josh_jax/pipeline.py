@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
+import ml_collections
 import numpy as np
 from absl import logging
 
@@ -103,7 +104,7 @@ def reconstruct_many(clips: Sequence[Clip], config, body_model
 def _optimize(problems: list, config) -> list:
     """One Solution per problem: unbatched for one clip, else one batch per bucket signature."""
     if len(problems) == 1:
-        return [jax.block_until_ready(optimize_lib.optimize_jit(problems[0], config))]
+        return [jax.block_until_ready(optimize_lib.optimize_jit(problems[0], ml_collections.FrozenConfigDict(config)))]
     # Clips whose problems fell in different buckets cannot share one program.
     groups: dict[Any, list[int]] = {}
     for i, p in enumerate(problems):

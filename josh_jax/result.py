@@ -331,21 +331,22 @@ def make_result(clip, problem, solution, body_model, config, *, info,
     T, P = clip.num_frames, clip.num_people
     sol = jax.tree.map(np.asarray, solution)
     focal = float(sol.focal)
-    K = np.asarray(geo.intrinsics_matrix(focal, problem.pp[0], problem.pp[1]), np.float32)
+    pp = problem.cameras.pp
+    K = np.asarray(geo.intrinsics_matrix(focal, pp[0], pp[1]), np.float32)
     views = info.views
-    depth = dense_depth(sol.anchor_depth, views.canon2, np.asarray(problem.weiszfeld_focal),
+    depth = dense_depth(sol.anchor_depth, views.canon2, np.asarray(problem.cameras.weiszfeld_focal),
                         focal, views.subsample)
     body_pose = sol.smpl_body_pose[:P, :T]
     if config.reference_compat:
         # The reference optimizes raw 3x3 matrices; outputs are proper rotations.
         body_pose = np.asarray(geo.project_to_so3(jnp.asarray(body_pose)))
     diagnostics = {
-        "curve_stage1": sol.curve_stage1,
-        "curve_stage2": sol.curve_stage2,
-        "final_terms": sol.final_terms,
-        "nan": sol.nan,
-        "diverged": sol.diverged,
-        "iters_run": sol.iters_run,
+        "curve_stage1": sol.diagnostics.curve_stage1,
+        "curve_stage2": sol.diagnostics.curve_stage2,
+        "final_terms": sol.diagnostics.final_terms,
+        "nan": sol.diagnostics.nan,
+        "diverged": sol.diagnostics.diverged,
+        "iters_run": sol.diagnostics.iters_run,
         "focal": np.float32(focal),
         "curve_columns": np.asarray(curve_columns),
     }

@@ -11,7 +11,14 @@ from losses.human import (
     prior_terms,
     track_weighted_mean,
 )
-from losses.robust import gamma_constant, gamma_loss, masked_mean, safe_norm, weighted_sum
+from losses.robust import (
+    gamma_constant,
+    gamma_loss,
+    masked_mean,
+    safe_norm,
+    safe_norm_components,
+    weighted_sum,
+)
 from losses.scene import match_3d_loss, project_points, reprojection_loss
 
 __all__ = [
@@ -27,6 +34,7 @@ __all__ = [
     "project_points",
     "reprojection_loss",
     "safe_norm",
+    "safe_norm_components",
     "track_weighted_mean",
     "weighted_sum",
 ]

@@ -31,7 +31,26 @@ def safe_norm(x: Array, axis: int | tuple[int, ...] | None = -1, keepdims: bool 
     Returns:
         float[...] the norms (reduced shape).
     """
-    sq = jnp.sum(jnp.square(x), axis=axis, keepdims=keepdims)
+    return _safe_sqrt(jnp.sum(jnp.square(x), axis=axis, keepdims=keepdims), eps)
+
+
+def safe_norm_components(*components: Array, eps: float = 1e-12) -> Array:
+    """`safe_norm` of vectors given as one array per component (e.g. x, y, z of [E, M] points).
+
+    Elementwise, so XLA fuses it into the computation of the components (no stacked copy).
+
+    Args:
+        *components: float[...] arrays of one shape, the vector's components.
+        eps: norms below `eps` are returned as 0 with gradient 0.
+
+    Returns:
+        float[...] the norms.
+    """
+    return _safe_sqrt(sum(c * c for c in components), eps)
+
+
+def _safe_sqrt(sq: Array, eps: float) -> Array:
+    """sqrt(sq) where sq > eps^2, else 0; the untaken branch is fed 1 (finite gradients)."""
     big = sq > eps * eps
     return jnp.where(big, jnp.sqrt(jnp.where(big, sq, 1.0)), 0.0)
 

@@ -30,8 +30,7 @@ JOSH_JAX_STAGES = (
     ("foundations", ("josh_jax", "josh_jax.errors", "josh_jax.interpolation", "josh_jax.geometry",
                      "josh_jax.convex", "josh_jax.io.atomic")),
     ("clip", ("josh_jax.clip",)),
-    # anchors / contacts: until they move into the prepare package.
-    ("prepare", ("josh_jax.prepare", "josh_jax.anchors", "josh_jax.contacts")),
+    ("prepare", ("josh_jax.prepare",)),
     ("optimize", ("josh_jax.optimize",)),
     ("result", ("josh_jax.result", "josh_jax.world")),
     ("outputs", ("josh_jax.io", "josh_jax.evaluate", "josh_jax.metrics")),

@@ -80,6 +80,17 @@ def test_safe_norm_value_and_gradient():
     assert np.isnan(np.asarray(jax.grad(jnp.linalg.norm)(jnp.zeros(3)))).any()
 
 
+def test_safe_norm_components_matches_safe_norm():
+    x = rng().normal(size=(3, 4, 5)).astype(np.float32)
+    x[:, 0, 0] = 0.0  # a zero vector
+    got = losses.safe_norm_components(*jnp.asarray(x))
+    np.testing.assert_allclose(np.asarray(got), np.linalg.norm(x, axis=0), rtol=RTOL)
+    g = jax.grad(lambda v: losses.safe_norm_components(*v).sum())(jnp.asarray(x))
+    np.testing.assert_array_equal(np.asarray(g)[:, 0, 0], 0.0)
+    unit = x[:, 1:] / np.linalg.norm(x[:, 1:], axis=0)
+    np.testing.assert_allclose(np.asarray(g)[:, 1:], unit, rtol=1e-5)
+
+
 def test_masked_mean_and_weighted_sum():
     v = jnp.array([1.0, 2.0, 4.0, jnp.nan])
     w = jnp.array([1.0, 3.0, 0.0, 0.0])

@@ -1,17 +1,22 @@
 """Tests of josh_jax.optimize: loss parity with the reference, the fast pair-loss formulation,
-the kinematic chain, short runs, batching, NaN isolation, clips without people or contacts.
+the kinematic chain, the repeated Adam, short runs, batching, NaN isolation, clips without people
+or contacts.
 
 Small problems come from `tests/data/reference_clip_small.npz` (3 keyframes of the reference clip
 at 36 x 64, anchors every 4 px). One config and one bucket shape are shared by all runs so the
-optimizer compiles once for single clips and once for the batch of 4.
+optimizer compiles once for single clips and once for the batch of 4. Tests that run the
+optimizer are marked slow.
 """
 
 import dataclasses
+import logging
 import os
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
+import optax
 import pytest
 
 import losses
@@ -20,6 +25,7 @@ from experiments.configs import josh as josh_config
 from josh_jax import optimize as opt
 from josh_jax import prepare as prep
 from josh_jax.clip import load_any
+from josh_jax.geometry import axis_angle_to_matrix
 from tests.paths import REF_INPUTS, REFERENCE_CLIP, SMALL_CLIP, SMPL_PATH
 
 
@@ -59,11 +65,9 @@ def _random_params(pb, cfg, seed=0):
 def test_compose_chain_matches_sequential():
     rng = np.random.default_rng(0)
     parent = np.array([-1, 0, 1, 1, 3, 0, -1])  # node 6 is padding (its own root)
-    from josh_jax.geometry import axis_angle_to_matrix
-
     R = np.asarray(axis_angle_to_matrix(jnp.asarray(rng.normal(size=(7, 3)), jnp.float32)))
     t = rng.normal(size=(7, 3)).astype(np.float32)
-    Rw, tw = opt._compose_chain(jnp.asarray(R), jnp.asarray(t), jnp.asarray(parent))
+    Rw, tw = opt.compose_chain(jnp.asarray(R), jnp.asarray(t), jnp.asarray(parent))
     for i in range(7):
         Ri, ti = np.eye(3), np.zeros(3)
         k = i
@@ -77,27 +81,34 @@ def test_compose_chain_matches_sequential():
 def test_pair_loss_matches_losses_package(small):
     """The fused per-pair formulation equals losses.match_3d_loss / reprojection_loss."""
     _, cfg, pb = small
-    p = _random_params(pb, cfg)
-    T, f, sg = opt.camera_forward(p, pb, cfg)
-    Xi = jnp.stack(opt._side_points_world(pb, 0, T, f, sg), -1).reshape(-1, 3)
-    Xj = jnp.stack(opt._side_points_world(pb, 1, T, f, sg), -1).reshape(-1, 3)
-    conf = pb.match_conf.reshape(-1)
-    l3 = losses.match_3d_loss(Xi, Xj, conf, 1.1)
-    np.testing.assert_allclose(opt.pair_loss(pb, cfg, 1, T, f, sg), l3, rtol=1e-4)
-    K = jnp.array([[f, 0, pb.pp[0]], [0, f, pb.pp[1]], [0, 0, 1.0]])
-    T_cw = jnp.linalg.inv(T)
-    i = jnp.repeat(pb.pair_index[:, 0], pb.match_conf.shape[1])
-    j = jnp.repeat(pb.pair_index[:, 1], pb.match_conf.shape[1])
-    proj = jax.vmap(lambda Tc, x: losses.project_points(K, Tc, x[None])[0])
-    uv_i = pb.match_uv[:2].reshape(2, -1).T
-    uv_j = pb.match_uv[2:].reshape(2, -1).T
-    l2 = losses.reprojection_loss(
-        jnp.concatenate([uv_i, uv_j]),
-        jnp.concatenate([proj(T_cw[i], Xj), proj(T_cw[j], Xi)]),
-        jnp.concatenate([conf, conf]),
-        0.4,
-    )
-    np.testing.assert_allclose(opt.pair_loss(pb, cfg, 2, T, f, sg), l2, rtol=1e-4)
+
+    @jax.jit  # one program instead of hundreds of eager ops
+    def fused_and_direct(p, pb):
+        T, f, depth_scale = opt.camera_forward(p, pb, cfg)
+        Xi = jnp.stack(opt.match_points_world(pb, 0, T, f, depth_scale), -1).reshape(-1, 3)
+        Xj = jnp.stack(opt.match_points_world(pb, 1, T, f, depth_scale), -1).reshape(-1, 3)
+        conf = pb.matches.conf.reshape(-1)
+        l3 = losses.match_3d_loss(Xi, Xj, conf, 1.1)
+        pp = pb.cameras.pp
+        K = jnp.array([[f, 0, pp[0]], [0, f, pp[1]], [0, 0, 1.0]])
+        T_cw = jnp.linalg.inv(T)
+        i = jnp.repeat(pb.matches.pair_index[:, 0], pb.matches.conf.shape[1])
+        j = jnp.repeat(pb.matches.pair_index[:, 1], pb.matches.conf.shape[1])
+        proj = jax.vmap(lambda Tc, x: losses.project_points(K, Tc, x[None])[0])
+        uv_i = pb.matches.uv[:2].reshape(2, -1).T
+        uv_j = pb.matches.uv[2:].reshape(2, -1).T
+        l2 = losses.reprojection_loss(
+            jnp.concatenate([uv_i, uv_j]),
+            jnp.concatenate([proj(T_cw[i], Xj), proj(T_cw[j], Xi)]),
+            jnp.concatenate([conf, conf]),
+            0.4,
+        )
+        fused = [opt.pair_loss(pb, cfg, stage, T, f, depth_scale) for stage in (1, 2)]
+        return jnp.stack(fused), jnp.stack([l3, l2])
+
+    fused, direct = fused_and_direct(_random_params(pb, cfg), pb)
+    assert np.all(np.asarray(direct) > 0)
+    np.testing.assert_allclose(fused, direct, rtol=1e-4)
 
 
 def test_depth_along_ray_moves_the_body_along_its_camera_ray(small):
@@ -107,32 +118,62 @@ def test_depth_along_ray_moves_the_body_along_its_camera_ray(small):
     rng = np.random.default_rng(1)
     off = jnp.asarray(rng.normal(scale=0.05, size=p0.depth_log_offset.shape), jnp.float32)
     p = dataclasses.replace(p0, depth_log_scale=p0.depth_log_scale + 0.1, depth_log_offset=off)
-    f = opt.focal_of(p, pb)
+    f = opt.focal_of(p, pb.cameras)
     t0 = np.asarray(opt.effective_transl(p0, pb, cfg, f))
     t = np.asarray(opt.effective_transl(p, pb, cfg, f))
     np.testing.assert_allclose(t[..., :2] / t[..., 2:], t0[..., :2] / t0[..., 2:], rtol=1e-5)
     np.testing.assert_allclose(t[..., 2] / t0[..., 2], np.exp(0.1 + np.asarray(off)), rtol=1e-5)
     # Off (reference_compat): the depth parameters are frozen and have no effect.
     off_cfg = josh_config.get_config("reference_compat")
-    assert opt._labels(p, 1, off_cfg).depth_log_offset == "frozen"
-    assert opt._labels(p, 2, cfg).depth_log_scale == "depth"
+    assert opt.param_labels(p, 1, off_cfg).depth_log_offset == "frozen"
+    assert opt.param_labels(p, 2, cfg).depth_log_scale == "depth"
     np.testing.assert_array_equal(
         opt.effective_transl(p, pb, off_cfg, f), opt.effective_transl(p0, pb, off_cfg, f)
     )
 
 
+def _adam_listed_repeatedly(grads, lr, repeats):
+    """PyTorch's Adam(betas=(0.9, 0.9)) on one parameter listed `repeats` times: every
+    occurrence updates the shared moments and step count and moves the parameter."""
+    m = v = 0.0
+    count = 0
+    updates = []
+    for g in grads:
+        total = 0.0
+        for _ in range(repeats):
+            count += 1
+            m, v = 0.9 * m + 0.1 * g, 0.9 * v + 0.1 * g * g
+            total -= lr * (m / (1 - 0.9**count)) / (np.sqrt(v / (1 - 0.9**count)) + 1e-8)
+        updates.append(total)
+    return updates
+
+
+def test_repeated_adam_applies_every_repeat():
+    lr, grads, repeats = 0.01, [0.3, -0.1], 70  # more repeats than any fixed loop bound
+    tx = opt.repeated_adam(optax.constant_schedule(lr), jnp.asarray(repeats))
+    state = tx.init({"x": jnp.zeros(())})
+    ours = []
+    for g in grads:
+        updates, state = tx.update({"x": jnp.asarray(g)}, state)
+        ours.append(float(updates["x"]))
+    assert int(state.count) == len(grads) * repeats
+    np.testing.assert_allclose(ours, _adam_listed_repeatedly(grads, lr, repeats), rtol=1e-5)
+
+
 def _run(pb, cfg):
-    sol = opt.optimize_jit(pb, cfg)
+    sol = opt.optimize_jit(pb, ml_collections.FrozenConfigDict(cfg))
     jax.block_until_ready(sol)
     return sol
 
 
+@pytest.mark.slow
 def test_short_run_reduces_every_loss_term(small):
     _, cfg, pb = small
     sol = _run(pb, cfg)
-    assert not bool(sol.nan) and not bool(sol.diverged)
-    np.testing.assert_array_equal(sol.iters_run, [cfg.stage1.iters, cfg.stage2.iters])
-    c1 = np.asarray(sol.curve_stage1)
+    diag = sol.diagnostics
+    assert not bool(diag.nan) and not bool(diag.diverged)
+    np.testing.assert_array_equal(diag.iters_run, [cfg.stage1.iters, cfg.stage2.iters])
+    c1 = np.asarray(diag.curve_stage1)
     assert c1.shape == (cfg.stage1.iters, len(opt.CURVE_COLUMNS))
     np.testing.assert_allclose(c1[:, 0], c1[:, 1:].sum(1), rtol=1e-5)  # total = sum of terms
     # Stage-1 terms at the final parameters.
@@ -159,14 +200,15 @@ def test_short_run_reduces_every_loss_term(small):
             continue
         # Stage 1's own curve (stage 2 minimises the 2D reprojection, not the 3D match term).
         assert c1[-1, k] < start[k], f"{name}: {start[k]} -> {c1[-1, k]}"
-    c2 = np.asarray(sol.curve_stage2)
+    c2 = np.asarray(diag.curve_stage2)
     # Stage 2 lowers its own objective (its pair term may trade off against the scale term).
-    assert float(sol.final_terms[0]) < c2[0, 0]
+    assert float(diag.final_terms[0]) < c2[0, 0]
     assert np.isfinite(float(sol.focal)) and float(sol.focal) > 0
     # The depth along the ray is optimised (default config).
-    assert np.any(np.asarray(sol.params.depth_log_offset)[np.asarray(pb.smpl_valid)] != 0.0)
+    assert np.any(np.asarray(sol.params.depth_log_offset)[np.asarray(pb.tracks.valid)] != 0.0)
 
 
+@pytest.mark.slow
 def test_clip_without_people_optimises_scene(small, model):
     clip, cfg, pb = small
     P = 0
@@ -179,42 +221,43 @@ def test_clip_without_people_optimises_scene(small, model):
         contact=np.zeros((P,) + clip.contact.shape[1:], np.float32),
     )
     pe = prep.prepare(empty, cfg, model)
-    assert not bool(pe.smpl_valid.any())
+    assert not bool(pe.tracks.valid.any())
     sol = _run(pe, cfg)
-    assert not bool(sol.nan)
-    c1 = np.asarray(sol.curve_stage1)
+    assert not bool(sol.diagnostics.nan)
+    c1 = np.asarray(sol.diagnostics.curve_stage1)
     np.testing.assert_array_equal(c1[:, 2:], 0.0)  # no human terms
     assert c1[-1, 1] < c1[0, 1]
     # Without people the scale is normalised (JOSH's global scaling): min depth scale is 1.
-    _, _, sg = opt.camera_forward(sol.params, pe, cfg)
-    np.testing.assert_allclose(np.min(np.asarray(sg)[np.asarray(pe.frame_valid)]), 1.0, rtol=1e-5)
+    _, _, depth_scale = opt.camera_forward(sol.params, pe, cfg)
+    valid = np.asarray(pe.cameras.frame_valid)
+    np.testing.assert_allclose(np.min(np.asarray(depth_scale)[valid]), 1.0, rtol=1e-5)
 
 
-def test_clip_with_people_but_no_contacts_warns_and_runs(small, model):
+@pytest.mark.slow
+def test_clip_with_people_but_no_contacts_warns_and_runs(small, model, caplog):
     clip, cfg, _ = small
-    with pytest.warns(UserWarning, match="no contact-scale entry"):
+    with caplog.at_level(logging.WARNING):
         pn = prep.prepare(clip.replace(contact=np.zeros_like(clip.contact)), cfg, model)
+    assert "no contact-scale entry" in caplog.text
     sol = _run(pn, cfg)
-    assert not bool(sol.nan)
-    assert np.all(np.asarray(sol.curve_stage1)[:, 2] == 0.0)  # no scale term
-    assert np.asarray(sol.curve_stage1)[0, 5] > 0  # the smoothness term is active
+    assert not bool(sol.diagnostics.nan)
+    curve = np.asarray(sol.diagnostics.curve_stage1)
+    assert np.all(curve[:, 2] == 0.0)  # no scale term
+    assert curve[0, 5] > 0  # the smoothness term is active
 
 
 def _variants(pb):
     """Four distinct clips of one bucket shape (perturbed copies of the small problem)."""
     out = []
     for k in range(4):
-        out.append(
-            dataclasses.replace(
-                pb,
-                init_transl=pb.init_transl * (1.0 + 0.02 * k),
-                match_conf=pb.match_conf * (1.0 + 0.1 * k),
-            )
-        )
+        tracks = dataclasses.replace(pb.tracks, transl=pb.tracks.transl * (1.0 + 0.02 * k))
+        matches = dataclasses.replace(pb.matches, conf=pb.matches.conf * (1.0 + 0.1 * k))
+        out.append(dataclasses.replace(pb, tracks=tracks, matches=matches))
     return out
 
 
 @pytest.mark.devices(4)
+@pytest.mark.slow
 def test_batched_equals_sequential_and_nan_isolation(small):
     _, cfg, pb = small
     clips = _variants(pb)
@@ -233,22 +276,26 @@ def test_batched_equals_sequential_and_nan_isolation(small):
             )
         # The prior term wobbles more: Adam oscillates around the kink of the robust prior at
         # the initial body pose, so rounding differences show there first.
-        ft_b, ft_s = np.asarray(batch.final_terms[k]), np.asarray(seq.final_terms)
+        batch_diag, seq_diag = batch.diagnostics, seq.diagnostics
+        ft_b, ft_s = np.asarray(batch_diag.final_terms[k]), np.asarray(seq_diag.final_terms)
         not_prior = np.array([1, 2, 3, 5])  # pair, scale, static, smooth
         np.testing.assert_allclose(ft_b[not_prior], ft_s[not_prior], rtol=2e-3, atol=2e-3)
         np.testing.assert_allclose(ft_b, ft_s, rtol=2e-2)
-        np.testing.assert_allclose(batch.curve_stage1[k], seq.curve_stage1, rtol=1e-2, atol=1e-3)
-        np.testing.assert_allclose(batch.curve_stage1[k, 0], seq.curve_stage1[0], rtol=1e-6)
+        c1_b, c1_s = batch_diag.curve_stage1[k], seq_diag.curve_stage1
+        np.testing.assert_allclose(c1_b, c1_s, rtol=1e-2, atol=1e-3)
+        np.testing.assert_allclose(c1_b[0], c1_s[0], rtol=1e-6)
     # NaN in clip 2: flagged, last finite params kept, the other clips bit-identical.
     bad = list(clips)
+    broken = clips[2].matches.depth.at[0, 0, 0].set(jnp.nan)
     bad[2] = dataclasses.replace(
-        clips[2], match_depth=clips[2].match_depth.at[0, 0, 0].set(jnp.nan)
+        clips[2], matches=dataclasses.replace(clips[2].matches, depth=broken)
     )
     nan_batch = opt.optimize_many(prep.stack_problems(bad), cfg, mesh=mesh)
     jax.block_until_ready(nan_batch)
-    np.testing.assert_array_equal(np.asarray(nan_batch.nan), [False, False, True, False])
-    np.testing.assert_array_equal(np.asarray(nan_batch.diverged), [False, False, True, False])
-    assert int(nan_batch.iters_run[2, 0]) == 0
+    nan_diag = nan_batch.diagnostics
+    np.testing.assert_array_equal(np.asarray(nan_diag.nan), [False, False, True, False])
+    np.testing.assert_array_equal(np.asarray(nan_diag.diverged), [False, False, True, False])
+    assert int(nan_diag.iters_run[2, 0]) == 0
     assert np.all(np.isfinite(np.asarray(nan_batch.T_world_cam[2])))
     for k in (0, 1, 3):
         for leaf_a, leaf_b in zip(
@@ -260,6 +307,7 @@ def test_batched_equals_sequential_and_nan_isolation(small):
     assert three.T_world_cam.shape[0] == 3
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not os.path.exists(REFERENCE_CLIP), reason=f"reference clip not found at {REFERENCE_CLIP}"
 )
@@ -279,13 +327,14 @@ def test_iteration0_loss_terms_match_reference(model):
         assert abs(round(ours[name], 3) - ref_v) <= 1e-3 + 1e-9, (name, ours[name], ref_v)
 
 
+@pytest.mark.slow
 def test_diverging_run_is_flagged(small):
     """A learning rate 40x too large makes the loss climb without any NaN: flagged `diverged`."""
     _, cfg, pb = small
     wild = cfg.copy_and_resolve_references()
     wild.stage1.lr = 3.0
     sol = _run(pb, wild)
-    assert not bool(sol.nan)
-    assert bool(sol.diverged)
-    c1 = np.asarray(sol.curve_stage1)
+    assert not bool(sol.diagnostics.nan)
+    assert bool(sol.diagnostics.diverged)
+    c1 = np.asarray(sol.diagnostics.curve_stage1)
     assert c1[-1, 0] > opt.DIVERGENCE_FACTOR * c1[0, 0]

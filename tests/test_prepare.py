@@ -1,4 +1,4 @@
-"""Tests of josh_jax.prepare / anchors / contacts: host preprocessing and parity with the reference.
+"""Tests of josh_jax.prepare: host preprocessing and parity with the reference.
 
 The parity test needs the reference clip `../shared/reference/josh_synthetic_clip.npz` (18 MB,
 outside the repository) and is skipped with a reason when it is missing; the reference's own
@@ -7,8 +7,8 @@ the `opt_input_*` arrays of `josh_reference_outputs_pipeline.npz`).
 """
 
 import dataclasses
+import logging
 import os
-import warnings
 
 import jax.numpy as jnp
 import numpy as np
@@ -17,9 +17,13 @@ import pytest
 from body_models.loaders import load_model
 from body_models.model import lbs
 from experiments.configs import josh as josh_config
-from josh_jax import anchors
 from josh_jax import prepare as prep
 from josh_jax.clip import load_any
+from josh_jax.geometry import axis_angle_to_matrix
+from josh_jax.optimize import surface_offset
+from josh_jax.prepare.camera_graph import max_spanning_tree
+from josh_jax.prepare.contacts import fit_surface
+from josh_jax.prepare.focal import weiszfeld_focal
 from tests.paths import REF_INPUTS, REFERENCE_CLIP, SMALL_CLIP, SMPL_PATH
 
 
@@ -35,7 +39,7 @@ def test_weiszfeld_recovers_focal():
     rng = np.random.default_rng(0)
     depth = 2.0 + rng.random((48, 64)).astype(np.float32)
     for f in (60.0, 90.0):
-        est = anchors.weiszfeld_focal(_pointmap(depth, f))
+        est = weiszfeld_focal(_pointmap(depth, f))
         np.testing.assert_allclose(est, f, rtol=1e-4)
 
 
@@ -45,25 +49,27 @@ def test_canonical_views_block_relative_depth():
     pts = np.stack([_pointmap(d, 30.0) for d in depth])
     conf = np.full(depth.shape, 3.0, np.float32)
     conf[0, 0, 0] = 1.0  # a "human" pixel: cconf 0.001 < 0.1
-    v = anchors.canonical_views(pts, conf, subsample=8)
+    v = prep.canonical_views(pts, conf, subsample=8, conf_offset=0.999, conf_thres=0.1)
     zc = np.repeat(np.repeat(depth[:, 4::8, 4::8], 8, 1), 8, 2)
     np.testing.assert_allclose(v.canon2, depth / zc, rtol=2e-5)
     np.testing.assert_allclose(v.core_depth, depth[:, 4::8, 4::8].reshape(2, -1))
     assert not v.scene_mask[0, 0, 0] and v.scene_mask[0, 0, 1]
-    a, off = anchors.anchor_offsets(v, 1, np.array([[9, 3], [23, 15]]))
+    a, off = prep.anchor_offsets(v, 1, np.array([[9, 3], [23, 15]]))
     np.testing.assert_array_equal(a, [1, 5])
     np.testing.assert_allclose(
         off, [depth[1, 3, 9] / depth[1, 4, 12], depth[1, 15, 23] / depth[1, 12, 20]], rtol=2e-5
     )
     with pytest.raises(ValueError, match="multiple of the anchor step"):
-        anchors.canonical_views(pts[:, :12], conf[:, :12], subsample=8)
+        prep.canonical_views(
+            pts[:, :12], conf[:, :12], subsample=8, conf_offset=0.999, conf_thres=0.1
+        )
 
 
 def test_max_spanning_tree_small_graph():
     # Path 0-1-2-3-4 carries the largest scores; 0-4 and 1-3 are weak and must be dropped.
     pairs = np.array([[0, 1], [1, 2], [2, 3], [3, 4], [0, 4], [1, 3]])
     scores = np.array([10, 9, 8, 7, 1, 2])
-    root, edges = anchors.max_spanning_tree(5, pairs, scores)
+    root, edges = max_spanning_tree(5, pairs, scores)
     assert root == 2  # the centre of the path
     assert {tuple(sorted(e)) for e in edges.tolist()} == {(0, 1), (1, 2), (2, 3), (3, 4)}
     # BFS order: every parent appears before its children.
@@ -72,7 +78,7 @@ def test_max_spanning_tree_small_graph():
         assert a in seen
         seen.add(b)
     with pytest.raises(ValueError, match="disconnected"):
-        anchors.max_spanning_tree(4, np.array([[0, 1], [2, 3]]), np.array([5, 5]))
+        max_spanning_tree(4, np.array([[0, 1], [2, 3]]), np.array([5, 5]))
 
 
 def test_bucket_size_and_cap():
@@ -82,10 +88,10 @@ def test_bucket_size_and_cap():
     rng = np.random.default_rng(0)
     xy = rng.random((100, 2, 2)).astype(np.float32)
     conf = rng.random(100).astype(np.float32) + 0.1
-    xy2, c2 = prep._cap_matches(xy, conf, 30, rng)
+    xy2, c2 = prep.cap_matches(xy, conf, 30, rng)
     assert xy2.shape == (30, 2, 2)
     np.testing.assert_allclose(c2.sum(), conf.sum(), rtol=1e-5)  # the pair keeps its weight
-    xy3, c3 = prep._cap_matches(xy, conf, 0, rng)
+    xy3, c3 = prep.cap_matches(xy, conf, 0, rng)
     assert xy3 is xy and c3 is conf
 
 
@@ -96,8 +102,6 @@ def test_subset_body_model_is_exact():
     rng = np.random.default_rng(0)
     betas = jnp.asarray(rng.normal(size=10), jnp.float32)
     aa = rng.normal(scale=0.3, size=(24, 3)).astype(np.float32)
-    from josh_jax.geometry import axis_angle_to_matrix
-
     R = axis_angle_to_matrix(jnp.asarray(aa))
     t = jnp.array([0.1, -0.2, 3.0])
     full = lbs(model, betas, R[0], R[1:], t)
@@ -121,38 +125,39 @@ def test_prepare_small_clip_shapes_masks_and_stacking():
     model = load_model(SMPL_PATH)
     pb, info = prep.prepare(clip, cfg, model, return_info=True)
     T = clip.num_frames
-    N = pb.frame_valid.shape[0]
-    assert N == 8 and int(pb.frame_valid.sum()) == T
+    N = pb.num_frames
+    assert N == 8 and int(pb.cameras.frame_valid.sum()) == T
     n_valid = int((np.asarray(clip.match_confidence) > 1e-3).sum())
-    assert int((np.asarray(pb.match_conf) > 0).sum()) == n_valid == info.num_matches
+    assert int((np.asarray(pb.matches.conf) > 0).sum()) == n_valid == info.num_matches
     # Human transl z is rescaled by focal_init / hmr_focal.
     ratio = info.focal_init / float(clip.hmr_focal)
     np.testing.assert_allclose(
-        pb.init_transl[0, :T, 2], clip.smpl_transl[0, :, 2] * ratio, rtol=1e-5
+        pb.tracks.transl[0, :T, 2], clip.smpl_transl[0, :, 2] * ratio, rtol=1e-5
     )
-    np.testing.assert_allclose(pb.init_transl[0, :T, :2], clip.smpl_transl[0, :, :2], rtol=1e-6)
+    np.testing.assert_allclose(pb.tracks.transl[0, :T, :2], clip.smpl_transl[0, :, :2], rtol=1e-6)
     # Matches: the stored depth is the anchor depth of the pixel's block.
-    uv = np.asarray(pb.match_uv)
-    k = int(np.argmax(np.asarray(pb.match_conf)[0]))
-    i = int(pb.pair_index[0, 0])
+    uv = np.asarray(pb.matches.uv)
+    k = int(np.argmax(np.asarray(pb.matches.conf)[0]))
+    i = int(pb.matches.pair_index[0, 0])
     x, y = int(uv[0, 0, k]), int(uv[1, 0, k])
     a = (y // 4) * (64 // 4) + x // 4
-    np.testing.assert_allclose(pb.match_depth[0, 0, k], info.views.core_depth[i, a])
+    np.testing.assert_allclose(pb.matches.depth[0, 0, k], info.views.core_depth[i, a])
     # Stacking: equal buckets stack, different ones are refused with the field name.
     batch = prep.stack_problems([pb, pb], pad_to=3)
-    assert batch.match_conf.shape == (3,) + pb.match_conf.shape
-    assert float(batch.match_conf[2].sum()) == 0.0 and not bool(batch.smpl_valid[2].any())
-    other = dataclasses.replace(pb, match_conf=pb.match_conf[:, :10])
-    with pytest.raises(ValueError, match="match_conf"):
-        prep.stack_problems([pb, other])
+    assert batch.matches.conf.shape == (3,) + pb.matches.conf.shape
+    assert float(batch.matches.conf[2].sum()) == 0.0 and not bool(batch.tracks.valid[2].any())
+    fewer = dataclasses.replace(pb.matches, conf=pb.matches.conf[:, :10])
+    with pytest.raises(ValueError, match="matches.conf"):
+        prep.stack_problems([pb, dataclasses.replace(pb, matches=fewer)])
 
 
-def test_prepare_without_contacts_warns():
+def test_prepare_without_contacts_warns(caplog):
     clip, cfg = _small_problem()
     clip = clip.replace(contact=np.zeros_like(clip.contact))
-    with pytest.warns(UserWarning, match="no contact-scale entry"):
+    with caplog.at_level(logging.WARNING):
         pb = prep.prepare(clip, cfg, load_model(SMPL_PATH))
-    assert float(pb.contact_conf.sum()) == 0.0 and bool(pb.smpl_valid.any())
+    assert "track 0 has no contact-scale entry" in caplog.text
+    assert float(pb.contacts.conf.sum()) == 0.0 and bool(pb.tracks.valid.any())
 
 
 @pytest.mark.skipif(
@@ -167,7 +172,9 @@ def test_prepare_reference_parity():
     T = clip.num_frames
     # Anchor depths and focals.
     np.testing.assert_allclose(info.views.core_depth, ref["opt_input_core_depth"], rtol=1e-5)
-    np.testing.assert_allclose(pb.weiszfeld_focal[:T], ref["opt_input_base_focals"], rtol=1e-5)
+    np.testing.assert_allclose(
+        pb.cameras.weiszfeld_focal[:T], ref["opt_input_base_focals"], rtol=1e-5
+    )
     np.testing.assert_allclose(info.focal_init, ref["opt_input_init_K"][0, 0], rtol=1e-6)
     # Spanning tree: root and edge set (the order matches too).
     assert info.mst_root == int(ref["opt_input_mst_root"])
@@ -175,7 +182,7 @@ def test_prepare_reference_parity():
         tuple(e) for e in ref["opt_input_mst_edges"].tolist()
     }
     np.testing.assert_array_equal(
-        np.asarray(pb.chain_parent)[ref["opt_input_mst_edges"][:, 1]],
+        np.asarray(pb.cameras.chain_parent)[ref["opt_input_mst_edges"][:, 1]],
         ref["opt_input_mst_edges"][:, 0],
     )
     assert info.num_matches == int(ref["opt_input_n_corres_total"]) // 2  # pairs used once
@@ -187,12 +194,10 @@ def test_prepare_reference_parity():
         np.c_[tc.static_frame, tc.static_vertex], ref["opt_input_smpl_static_info"]
     )
     np.testing.assert_allclose(
-        pb.init_transl[0, :T], ref["opt_input_init_smpl_trans"], rtol=1e-5, atol=1e-5
+        pb.tracks.transl[0, :T], ref["opt_input_init_smpl_trans"], rtol=1e-5, atol=1e-5
     )
     # The default (fixed) contacts keep every reference entry's frame and use more contacts.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        _, info_d = prep.prepare(clip, josh_config.get_config("default"), model, return_info=True)
+    _, info_d = prep.prepare(clip, josh_config.get_config("default"), model, return_info=True)
     assert len(info_d.contacts[0].conf) > len(tc.conf)
     np.testing.assert_array_equal(info_d.contacts[0].frame, info_d.contacts[0].image)
 
@@ -201,9 +206,6 @@ def test_contact_surface_fit_recovers_a_plane_and_ignores_a_box():
     """A tilted floor seen by a pinhole camera: the fit returns its depth and inverse-depth slope
     at the contact pixel, the optimiser's re-association formula re-reads it elsewhere, and a box
     standing in part of the window is rejected as outliers."""
-    from josh_jax.contacts import fit_surface
-    from josh_jax.optimize import surface_offset
-
     H, W, f = 64, 96, 80.0
     v, u = np.mgrid[0:H, 0:W].astype(np.float64)
     # Plane n . X = 1 in camera coordinates: 1/z = n . ((u - cx)/f, (v - cy)/f, 1).

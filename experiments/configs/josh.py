@@ -5,11 +5,12 @@ Usage:
   python -m experiments.run_josh --config=experiments/configs/josh.py:fast --config.stage1.iters=50
 
 Presets (the arg after the colon):
-  default           JOSH's own pipeline schedule (spec appendix B: stage 1 500 iterations at lr
-                    0.07 with rho_1.1, stage 2 200 at lr 0.014 with rho_0.4, weights scale 1,
-                    prior 100) with this project's fixes on: contacts read on a fitted scene
-                    surface and re-associated while optimising, the body depth free along its
-                    camera ray (depth_along_ray), static 1 and smooth 1 (JOSH: 0.1 and 0.1).
+  default           JOSH's own pipeline schedule (docs/method.md §2.8, §2.10: stage 1 500
+                    iterations at lr 0.07 with rho_1.1, stage 2 200 at lr 0.014 with rho_0.4,
+                    weights scale 1, prior 100) with this project's fixes on: contacts read on
+                    a fitted scene surface and re-associated while optimising, the body depth
+                    free along its camera ray (depth_along_ray), static 1 and smooth 1 (JOSH:
+                    0.1 and 0.1).
   fast              the same with fewer iterations and a match cap (README demo, CI).
   reference_compat  reproduces the reference's behaviour where it matters for parity: buggy
                     smpl_idx counter, contacts only from masked pixels with the canon2 depth

@@ -1,4 +1,4 @@
-"""Contact-scale entries and static pairs of one human track (spec section 2.9), host numpy.
+"""Contact-scale entries and static pairs of one human track (docs/method.md §2.9), host numpy.
 
 `build_contacts` reproduces the reference's loop (with `reference_compat=True`, including its
 `smpl_idx` counter bug and its filter that keeps only contacts projecting onto masked pixels) or
@@ -24,11 +24,12 @@ this project's fixed version (default):
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import scipy.ndimage
 
-from josh_jax.anchors import CanonicalViews
+from josh_jax.prepare.anchors import CanonicalViews
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +68,43 @@ class TrackContacts:
     static_prev: np.ndarray
     static_vertex: np.ndarray
     num_candidates: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ContactSettings:
+    """How contacts are selected and read (from the josh config, see `prepare.build`).
+
+    Attributes:
+        joint_radius: a contact vertex is kept if it is the closest contact vertex to a joint and
+            within this distance (metres).
+        contact_thres: contact probability threshold.
+        depth_filter_ratio: drop an entry whose two depths differ by more than this ratio.
+        surface_radius: window radius (pixels) of the surface fit.
+        surface_margin: support pixels stay this far (pixels) from untrusted ones (the body's
+            depth edge is blurred into the scene's).
+        surface_max_rms: drop an entry whose window is not a plane (relative rms above this).
+        reference_compat: reproduce the reference's counter bug and filters.
+    """
+
+    joint_radius: float
+    contact_thres: float
+    depth_filter_ratio: float
+    surface_radius: int
+    surface_margin: int
+    surface_max_rms: float
+    reference_compat: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class _SceneHit:
+    """Where a contact meets the scene: anchor, offset, weight, pixel (x, y), uv and slope."""
+
+    anchor: int
+    offset: float
+    conf: float
+    pixel: tuple[int, int]
+    uv: tuple[float, float]
+    slope: tuple[float, float]
 
 
 def _nearest_true_pixel(mask: np.ndarray, coords: np.ndarray, py: float, px: float):
@@ -144,6 +182,88 @@ def fit_surface(
     return 1.0 / coef[0], (coef[1] / coef[0], coef[2] / coef[0]), rms, mean_conf
 
 
+def _kept_vertices(contact, verts, joints, contact_thres, joint_radius, dedupe) -> list[int]:
+    """Contact vertices kept for one frame: for each joint, the closest contact vertex if within
+    `joint_radius` (the reference keeps a vertex once per joint; `dedupe` keeps it once)."""
+    ids = np.nonzero(np.asarray(contact) > contact_thres)[0]
+    if not len(ids):
+        return []
+    d2 = np.sum((joints[:, None, :] - verts[ids][None]) ** 2, -1)  # [24, K]
+    k = np.argmin(d2, axis=1)
+    close = np.sqrt(d2[np.arange(d2.shape[0]), k]) < joint_radius
+    kept = [int(ids[kk]) for kk, c in zip(k, close, strict=True) if c]
+    return list(dict.fromkeys(kept)) if dedupe else kept
+
+
+def _reference_hit(views: CanonicalViews, img, u, v, coords, depth_filter_ratio):
+    """The reference's scene pixel of a contact projecting at (u, v): only contacts landing on
+    untrusted pixels, read at the nearest trusted pixel, filtered on block-relative `canon2`."""
+    s = views.subsample
+    W2 = views.canon2.shape[2] // s
+    hx, hy = int(u), int(v)
+    mask = views.scene_mask[img]
+    if mask[hy, hx]:
+        return None
+    py, px = _nearest_true_pixel(mask, coords, v, u)
+    a = (py // s) * W2 + px // s
+    ref = views.core_canon2[img, a]
+    pz = views.canon2[img, py, px]
+    hz = views.canon2[img, hy, hx]
+    if not (pz > 0 and hz > 0) or max(hz / pz, pz / hz) > depth_filter_ratio:
+        return None
+    offset, conf = views.canon2[img, py, px] / ref, views.cconf[img, py, px]
+    return _SceneHit(a, offset, conf, (px, py), (float(px), float(py)), (0.0, 0.0))
+
+
+def _surface_hit(views: CanonicalViews, img, u, v, depth, support, body, settings):
+    """The scene surface under a contact projecting at (u, v): a plane fitted around it, kept if
+    the nearest body pixel's depth agrees with it (a hidden contact has no body pixel near)."""
+    fit = fit_surface(depth, support, views.cconf[img], u, v, settings.surface_radius)
+    if fit is None or fit[2] > settings.surface_max_rms:
+        return None
+    pz, slope, _, conf = fit
+    hz = _nearest_value(depth, body, u, v, settings.surface_margin + 2)
+    if not hz > 0 or max(hz / pz, pz / hz) > settings.depth_filter_ratio:
+        return None
+    s = views.subsample
+    hx, hy = int(u), int(v)
+    a = (hy // s) * (views.canon2.shape[2] // s) + hx // s
+    offset = pz / views.core_depth[img, a]
+    return _SceneHit(a, offset, conf, (hx, hy), (float(u), float(v)), slope)
+
+
+class _Scene:
+    """Where contacts projecting into a keyframe meet the scene (per-image pixel sets cached)."""
+
+    def __init__(self, views: CanonicalViews, depth, body_mask, settings: ContactSettings):
+        self.views, self.depth, self.body_mask, self.settings = views, depth, body_mask, settings
+        self.trusted_pixels = functools.cache(self._trusted_pixels)
+        self.surface_pixels = functools.cache(self._surface_pixels)
+
+    def _trusted_pixels(self, img):  # the reference's nearest-pixel search set
+        return np.argwhere(self.views.scene_mask[img])
+
+    def _surface_pixels(self, img):  # (support of the surface fits, body pixels)
+        mask = self.views.scene_mask[img]
+        support = scipy.ndimage.binary_erosion(
+            mask, iterations=self.settings.surface_margin, border_value=1
+        )
+        body = ~mask if self.body_mask is None else np.asarray(self.body_mask[img], bool)
+        return support, body
+
+    def hit(self, img, u, v, z) -> _SceneHit | None:
+        """The scene under a contact at pixel (u, v) and camera depth z, None if filtered."""
+        views, settings = self.views, self.settings
+        _, H, W = views.canon2.shape
+        if not (0 <= u < W and 0 <= v < H and z > 1e-6) or not views.scene_mask[img].any():
+            return None
+        if settings.reference_compat:
+            pixels = self.trusted_pixels(img)
+            return _reference_hit(views, img, u, v, pixels, settings.depth_filter_ratio)
+        support, body = self.surface_pixels(img)
+        return _surface_hit(views, img, u, v, self.depth[img], support, body, settings)
+
+
 def build_contacts(
     verts_cam: np.ndarray,
     joints_reg: np.ndarray,
@@ -153,15 +273,8 @@ def build_contacts(
     depth: np.ndarray,
     focal: float,
     pp: tuple[float, float],
-    *,
-    joint_radius: float = 0.05,
-    contact_thres: float = 0.5,
-    depth_filter_ratio: float = 1.01,
-    surface_radius: int = 16,
-    surface_margin: int = 3,
-    surface_max_rms: float = 0.03,
+    settings: ContactSettings,
     body_mask: np.ndarray | None = None,
-    reference_compat: bool = False,
 ) -> TrackContacts:
     """Contact-scale entries and static pairs of one track.
 
@@ -174,129 +287,65 @@ def build_contacts(
         depth: float[T, H, W] pointmap depth (z) of each keyframe (for the fixed depth filter).
         focal: focal used to project the contact points (JOSH: new_focal).
         pp: principal point (cx, cy).
-        joint_radius: a contact vertex is kept if it is the closest contact vertex to a joint and
-            within this distance (metres).
-        contact_thres: contact probability threshold.
-        depth_filter_ratio: drop an entry whose two depths differ by more than this ratio.
-        surface_radius: window radius (pixels) of the surface fit.
-        surface_margin: support pixels stay this far (pixels) from untrusted ones (the body's
-            depth edge is blurred into the scene's).
-        surface_max_rms: drop an entry whose window is not a plane (relative rms above this).
+        settings: ContactSettings.
         body_mask: bool[T, H, W] pixels of people (default: every untrusted pixel).
-        reference_compat: reproduce the reference's counter bug and filters.
 
     Returns:
         TrackContacts.
     """
-    T, H, W = views.canon2.shape
-    s = views.subsample
-    W2 = W // s
-    cx, cy = pp
-    keys = ("image", "frame", "anchor", "offset", "conf", "vertex", "pixel", "uv", "slope")
-    ent = {k: [] for k in keys}
-    st_frame, st_prev, st_vertex = [], [], []
+    compat = settings.reference_compat
+    scene = _Scene(views, depth, body_mask, settings)
+    hits, static = [], []  # (image, frame, vertex, _SceneHit), (frame, previous frame, vertex)
     last_ids: list[int] = []
     prev_slot = -1
     smpl_idx = 0  # reference counter (index into the track's frame list)
     num_candidates = 0
-    coords_cache: dict[int, np.ndarray] = {}
-    surface_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # support, body pixels
     frames = np.asarray(frames)
     for row, img in enumerate(frames.tolist()):
-        ids = np.nonzero(np.asarray(contact[row]) > contact_thres)[0]
-        kept: list[int] = []
-        if len(ids):
-            P = verts_cam[row, ids]
-            d2 = np.sum((joints_reg[row][:, None, :] - P[None]) ** 2, -1)  # [24, K]
-            k = np.argmin(d2, axis=1)
-            close = np.sqrt(d2[np.arange(d2.shape[0]), k]) < joint_radius
-            kept = [int(ids[kk]) for kk, c in zip(k, close, strict=True) if c]
-        if not reference_compat:
-            kept = list(dict.fromkeys(kept))  # one entry per vertex
+        kept = _kept_vertices(contact[row], verts_cam[row], joints_reg[row],
+                              settings.contact_thres, settings.joint_radius, dedupe=not compat)
         if not kept:
-            if not reference_compat:
+            if not compat:
                 # Fixed: the frame still counts; the next frame has no previous contacts.
-                last_ids = []
-                prev_slot = img
+                last_ids, prev_slot = [], img
                 smpl_idx += 1
             continue
         num_candidates += len(kept)
+        if compat:  # the reference's counter indexes the track's frame list: map it to a slot
+            slot = int(frames[min(smpl_idx, len(frames) - 1)])
+            prev = int(frames[max(smpl_idx - 1, 0)])
+        else:
+            slot, prev = img, prev_slot
         X = verts_cam[row, kept].astype(np.float64)
-        u = focal * X[:, 0] / X[:, 2] + cx
-        v = focal * X[:, 1] / X[:, 2] + cy
-        mask = views.scene_mask[img]
-        # The reference's counter indexes the track's frame list; map it to a keyframe slot.
-        slot = int(frames[min(smpl_idx, len(frames) - 1)]) if reference_compat else img
-        prev = int(frames[max(smpl_idx - 1, 0)]) if reference_compat else prev_slot
-        cur_ids = []
+        u = focal * X[:, 0] / X[:, 2] + pp[0]
+        v = focal * X[:, 1] / X[:, 2] + pp[1]
         for vid, uu, vv, zz in zip(kept, u, v, X[:, 2], strict=True):
-            cur_ids.append(vid)
             if vid in last_ids:
-                st_frame.append(slot)
-                st_prev.append(prev)
-                st_vertex.append(vid)
-            inside = 0 <= uu < W and 0 <= vv < H and zz > 1e-6
-            if not inside or not mask.any():
-                continue
-            hx, hy = int(uu), int(vv)
-            if reference_compat:
-                if mask[hy, hx]:
-                    continue  # the reference only uses contacts landing on masked pixels
-                if img not in coords_cache:
-                    coords_cache[img] = np.argwhere(mask)
-                py, px = _nearest_true_pixel(mask, coords_cache[img], vv, uu)
-                a = (py // s) * W2 + px // s
-                ref = views.core_canon2[img, a]
-                pz = views.canon2[img, py, px]
-                hz = views.canon2[img, hy, hx]
-                if not (pz > 0 and hz > 0) or max(hz / pz, pz / hz) > depth_filter_ratio:
-                    continue
-                offset, conf = views.canon2[img, py, px] / ref, views.cconf[img, py, px]
-                at, slope = (float(px), float(py)), (0.0, 0.0)
-            else:
-                if img not in surface_cache:
-                    surface_cache[img] = (
-                        scipy.ndimage.binary_erosion(
-                            mask, iterations=surface_margin, border_value=1
-                        ),
-                        ~mask if body_mask is None else np.asarray(body_mask[img], bool),
-                    )
-                support, body = surface_cache[img]
-                fit = fit_surface(depth[img], support, views.cconf[img], uu, vv, surface_radius)
-                if fit is None or fit[2] > surface_max_rms:
-                    continue
-                pz, slope, _, conf = fit
-                hz = _nearest_value(depth[img], body, uu, vv, surface_margin + 2)
-                if not hz > 0 or max(hz / pz, pz / hz) > depth_filter_ratio:
-                    continue
-                py, px = hy, hx
-                a = (py // s) * W2 + px // s
-                offset = pz / views.core_depth[img, a]
-                at = (float(uu), float(vv))
-            ent["image"].append(img)
-            ent["frame"].append(slot)
-            ent["anchor"].append(a)
-            ent["offset"].append(offset)
-            ent["conf"].append(conf)
-            ent["vertex"].append(vid)
-            ent["pixel"].append((px, py))
-            ent["uv"].append(at)
-            ent["slope"].append(slope)
-        last_ids = cur_ids
-        prev_slot = img
+                static.append((slot, prev, vid))
+            hit = scene.hit(img, uu, vv, zz)
+            if hit is not None:
+                hits.append((img, slot, vid, hit))
+        last_ids, prev_slot = kept, img
         smpl_idx += 1
+    return _track_contacts(hits, static, num_candidates)
+
+
+def _track_contacts(hits, static, num_candidates) -> TrackContacts:
+    column = lambda k, dtype: np.asarray([h[k] for h in hits], dtype)
+    field = lambda name, dtype: np.asarray([getattr(h[3], name) for h in hits], dtype)
+    static_column = lambda k: np.asarray([s[k] for s in static], np.int32)
     return TrackContacts(
-        image=np.asarray(ent["image"], np.int32),
-        frame=np.asarray(ent["frame"], np.int32),
-        anchor=np.asarray(ent["anchor"], np.int32),
-        offset=np.asarray(ent["offset"], np.float32),
-        conf=np.asarray(ent["conf"], np.float32),
-        vertex=np.asarray(ent["vertex"], np.int32),
-        pixel=np.asarray(ent["pixel"], np.int32).reshape(-1, 2),
-        uv=np.asarray(ent["uv"], np.float32).reshape(-1, 2),
-        slope=np.asarray(ent["slope"], np.float32).reshape(-1, 2),
-        static_frame=np.asarray(st_frame, np.int32),
-        static_prev=np.asarray(st_prev, np.int32),
-        static_vertex=np.asarray(st_vertex, np.int32),
+        image=column(0, np.int32),
+        frame=column(1, np.int32),
+        anchor=field("anchor", np.int32),
+        offset=field("offset", np.float32),
+        conf=field("conf", np.float32),
+        vertex=column(2, np.int32),
+        pixel=field("pixel", np.int32).reshape(-1, 2),
+        uv=field("uv", np.float32).reshape(-1, 2),
+        slope=field("slope", np.float32).reshape(-1, 2),
+        static_frame=static_column(0),
+        static_prev=static_column(1),
+        static_vertex=static_column(2),
         num_candidates=num_candidates,
     )
