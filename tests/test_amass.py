@@ -1,0 +1,95 @@
+"""AMASS-style npz: the keys the Blender add-ons read, and the file re-posed through `body_models`
+reproduces the result's joints and vertices (after the documented z-up axis change)."""
+
+import jax
+import numpy as np
+import pytest
+
+import body_models
+from josh_jax.io import amass
+from tests import outputs_data
+
+A = amass.AMASS_FROM_WORLD
+ADDON_KEYS = ("trans", "gender", "mocap_framerate", "mocap_frame_rate", "betas", "poses")
+
+
+@pytest.fixture(scope="module")
+def mannequin():
+    return body_models.mannequin()
+
+
+def _body_pose(z, num_joints):
+    """body_pose [N, J-1, 3] for `body_models.lbs` from the file's pose keys."""
+    N = z["poses"].shape[0]
+    if num_joints == 24:
+        return np.concatenate([z["pose_body"].reshape(N, 21, 3),
+                               z["pose_smpl_hands"].reshape(N, 2, 3)], axis=1)
+    return z["poses"][:, 3:].reshape(N, num_joints - 1, 3)
+
+
+def _repose(z, model):
+    N = z["poses"].shape[0]
+    betas = np.broadcast_to(z["betas"].astype(np.float32), (N, model.num_betas))
+    fn = jax.jit(jax.vmap(lambda b, g, p, t: body_models.lbs(model, b, g, p, t, rep="axis_angle")))
+    out = fn(betas, z["root_orient"].astype(np.float32),
+             _body_pose(z, len(model.parents)).astype(np.float32), z["trans"].astype(np.float32))
+    # Back from the z-up AMASS world to the result's world.
+    return np.asarray(out.joints, np.float64) @ A, np.asarray(out.vertices, np.float64) @ A
+
+
+def _check_file(path, result, model, p):
+    with np.load(path, allow_pickle=False) as data:
+        z = {k: data[k] for k in data.files}
+    for key in ADDON_KEYS:
+        assert key in z, key
+    assert float(z["mocap_framerate"]) == pytest.approx(float(result.fps))
+    rows = z["frame_index"] - int(result.frame_index[0])
+    valid = z["valid"]
+    np.testing.assert_array_equal(valid, np.asarray(result.smpl_valid[p])[rows])
+    joints, verts = _repose(z, model)
+    err_joints = np.abs(joints[valid] - np.asarray(result.joints_world[p])[rows][valid]).max()
+    err_verts = np.abs(verts[valid] - np.asarray(result.vertices_world[p])[rows][valid]).max()
+    assert err_joints <= 1e-3, f"joints {err_joints * 1e3:.4f} mm"
+    assert err_verts <= 1e-3, f"vertices {err_verts * 1e3:.4f} mm"
+    A4 = np.eye(4)
+    A4[:3, :3] = A
+    np.testing.assert_allclose(A4.T @ z["T_world_cam"], np.asarray(result.T_world_cam)[rows],
+                               atol=1e-5)
+    np.testing.assert_allclose(z["K"], np.asarray(result.K)[rows])
+    return z
+
+
+def test_smpl_topology_result_round_trips(tmp_path, mannequin):
+    result = outputs_data.make_body_result(mannequin, seed=4)
+    written = amass.write_amass(str(tmp_path), "clip", result, mannequin)
+    assert sorted(written) == ["amass_person0", "amass_person1"]
+    for p in range(2):
+        z = _check_file(written[f"amass_person{p}"], result, mannequin, p)
+        assert z["poses"].shape[1] == 156 and str(z["surface_model_type"]) == "smplh"
+        assert not np.any(z["pose_hand"])  # SMPL has no fingers
+        assert str(z["gender"]) == "neutral" and str(z["body_model"]) == "mannequin"
+    # Track 1 has a gap: its rows span it, flagged invalid.
+    with np.load(written["amass_person1"]) as z:
+        assert not z["valid"].all() and z["valid"][0] and z["valid"][-1]
+
+
+def test_smplx_result_uses_the_smplx_layout(tmp_path):
+    model = outputs_data.random_smplx_model()
+    result = outputs_data.make_body_result(model, seed=5, P=1)
+    (path,) = amass.write_amass(str(tmp_path), "clip", result, model).values()
+    z = _check_file(path, result, model, 0)
+    assert z["poses"].shape[1] == 165 and str(z["surface_model_type"]) == "smplx"
+    for key, width in (("pose_jaw", 3), ("pose_eye", 6), ("pose_hand", 90), ("pose_body", 63)):
+        assert z[key].shape[1] == width, key
+    np.testing.assert_array_equal(z["poses"][:, 66:69], z["pose_jaw"])
+
+
+def test_z_up_world(tmp_path, mannequin):
+    # The fixture's bodies stand upright in front of the first camera (camera y down): in the
+    # AMASS world, the head must be above the pelvis along +z.
+    result = outputs_data.make_body_result(mannequin, seed=6, P=1)
+    (path,) = amass.write_amass(str(tmp_path), "clip", result, mannequin).values()
+    with np.load(path) as z:
+        joints, _ = _repose(dict(z), mannequin)
+    up = (joints[:, 15] - joints[:, 0]) @ A.T  # head - pelvis, in the AMASS world
+    assert np.all(up[:, 2] > 0.2)
