@@ -1,7 +1,7 @@
 """AMASS-style npz: the keys the Blender add-ons read, and the file re-posed through `body_models`
-reproduces the result's joints and vertices (after the documented z-up axis change)."""
+(`amass.repose`: lbs with the file's axis-angles, then the documented z-up axis change undone)
+reproduces the result's joints and vertices, which `assemble_result` computed independently."""
 
-import jax
 import numpy as np
 import pytest
 
@@ -18,25 +18,6 @@ def mannequin():
     return body_models.mannequin()
 
 
-def _body_pose(z, num_joints):
-    """body_pose [N, J-1, 3] for `body_models.lbs` from the file's pose keys."""
-    N = z["poses"].shape[0]
-    if num_joints == 24:
-        return np.concatenate([z["pose_body"].reshape(N, 21, 3),
-                               z["pose_smpl_hands"].reshape(N, 2, 3)], axis=1)
-    return z["poses"][:, 3:].reshape(N, num_joints - 1, 3)
-
-
-def _repose(z, model):
-    N = z["poses"].shape[0]
-    betas = np.broadcast_to(z["betas"].astype(np.float32), (N, model.num_betas))
-    fn = jax.jit(jax.vmap(lambda b, g, p, t: body_models.lbs(model, b, g, p, t, rep="axis_angle")))
-    out = fn(betas, z["root_orient"].astype(np.float32),
-             _body_pose(z, len(model.parents)).astype(np.float32), z["trans"].astype(np.float32))
-    # Back from the z-up AMASS world to the result's world.
-    return np.asarray(out.joints, np.float64) @ A, np.asarray(out.vertices, np.float64) @ A
-
-
 def _check_file(path, result, model, p):
     with np.load(path, allow_pickle=False) as data:
         z = {k: data[k] for k in data.files}
@@ -46,7 +27,7 @@ def _check_file(path, result, model, p):
     rows = z["frame_index"] - int(result.frame_index[0])
     valid = z["valid"]
     np.testing.assert_array_equal(valid, np.asarray(result.smpl_valid[p])[rows])
-    joints, verts = _repose(z, model)
+    joints, verts = amass.repose(z, model)
     err_joints = np.abs(joints[valid] - np.asarray(result.joints_world[p])[rows][valid]).max()
     err_verts = np.abs(verts[valid] - np.asarray(result.vertices_world[p])[rows][valid]).max()
     assert err_joints <= 1e-3, f"joints {err_joints * 1e3:.4f} mm"
@@ -90,6 +71,6 @@ def test_z_up_world(tmp_path, mannequin):
     result = outputs_data.make_body_result(mannequin, seed=6, P=1)
     (path,) = amass.write_amass(str(tmp_path), "clip", result, mannequin).values()
     with np.load(path) as z:
-        joints, _ = _repose(dict(z), mannequin)
+        joints, _ = amass.repose(dict(z), mannequin)
     up = (joints[:, 15] - joints[:, 0]) @ A.T  # head - pelvis, in the AMASS world
     assert np.all(up[:, 2] > 0.2)

@@ -3,6 +3,8 @@ and, in headless Chromium (slow; skipped, saying why, when chromium is absent), 
 live server both load with every expected scene node."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -89,3 +91,13 @@ def test_browser_renders_recording_and_live_server(tmp_path, result, mannequin):
         stop.set()
     finally:
         live.stop()
+
+
+@pytest.mark.slow
+def test_view_binary_bad_input_is_one_line_exit_2(tmp_path):
+    missing = str(tmp_path / "missing.npz")
+    out = subprocess.run([sys.executable, "-m", "experiments.view", f"--result={missing}"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip() == (f"view: {missing}: expected an existing result .npz, "
+                                  "found no such file")

@@ -31,8 +31,11 @@ from __future__ import annotations
 
 import os
 
+import jax
 import numpy as np
 from scipy.spatial.transform import Rotation
+
+import body_models
 
 from josh_jax.export import atomic_write
 from josh_jax.io import motion as motion_lib
@@ -106,6 +109,27 @@ def amass_arrays(result: Result, body_model, p: int) -> dict[str, np.ndarray] | 
         "format_version": AMASS_FORMAT_VERSION,
     }
     return {k: np.asarray(v) for k, v in arrays.items()}
+
+
+def repose(arrays: dict[str, np.ndarray], body_model) -> tuple[np.ndarray, np.ndarray]:
+    """Pose the body of an AMASS-style file with `body_models` and map it back to the result's
+    world: (joints float64[N, J, 3], vertices float64[N, V, 3]).
+
+    Reads `root_orient`, the body/hand keys of the file's layout, `betas`, `trans`.
+    """
+    N, J = arrays["poses"].shape[0], len(body_model.parents)
+    if J == 24:
+        body = np.concatenate([arrays["pose_body"].reshape(N, 21, 3),
+                               arrays["pose_smpl_hands"].reshape(N, 2, 3)], axis=1)
+    else:
+        body = arrays["poses"][:, 3:].reshape(N, J - 1, 3)
+    betas = np.broadcast_to(np.asarray(arrays["betas"], np.float32), (N, body_model.num_betas))
+    pose = jax.jit(jax.vmap(
+        lambda b, g, p, t: body_models.lbs(body_model, b, g, p, t, rep="axis_angle")))
+    out = pose(betas, arrays["root_orient"].astype(np.float32), body.astype(np.float32),
+               arrays["trans"].astype(np.float32))
+    A = np.asarray(arrays.get("world_from_result", AMASS_FROM_WORLD), np.float64)
+    return np.asarray(out.joints, np.float64) @ A, np.asarray(out.vertices, np.float64) @ A
 
 
 def amass_path(out_dir: str, stem: str, p: int) -> str:
