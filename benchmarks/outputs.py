@@ -4,8 +4,9 @@ and AMASS files (re-posed through body_models), with file sizes and write times.
     python -m experiments.run_josh --out=/tmp/josh                        # the built-in clip
     python -m benchmarks.outputs --result=/tmp/josh/synthetic_seed0.npz
 
-Writes benchmarks/results/outputs_cpu.json (figures) and
-benchmarks/results/gltf_validator_report.json (the validator's full report), and prints both.
+Writes benchmarks/results/outputs_cpu.json (figures),
+benchmarks/results/gltf_validator_report.json (the validator's full report) and
+docs/img/amass_reposed.png (skeletons re-posed from the AMASS files, in their z-up world).
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ import os
 import tempfile
 import time
 
+import matplotlib
 import numpy as np
 import pygltflib
 from absl import app, flags
+
+matplotlib.use("Agg")
+from matplotlib import pyplot as plt  # noqa: E402
 
 from benchmarks import common, gltf_check
 from josh_jax import export, pipeline
@@ -57,6 +62,32 @@ def amass_errors_mm(paths: list[str], result, body_model) -> tuple[float, float]
     return worst_joints * 1e3, worst_verts * 1e3
 
 
+def plot_amass(png: str, paths: list[str], body_model, num_poses: int = 6) -> str:
+    """Skeletons re-posed from the AMASS files at a few frames, in the files' z-up world."""
+    fig = plt.figure(figsize=(6, 5))
+    ax = fig.add_subplot(projection="3d")
+    parents = body_model.parents
+    for path in paths:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        joints, _ = amass.repose(arrays, body_model)
+        joints = joints @ np.asarray(arrays["world_from_result"]).T  # back to the file's world
+        for f in np.linspace(0, joints.shape[0] - 1, num_poses).astype(int):
+            for j in range(1, len(parents)):
+                seg = joints[f, [parents[j], j]]
+                ax.plot(seg[:, 0], seg[:, 1], seg[:, 2], color="C%d" % int(arrays["track"]))
+        ax.plot(*arrays["T_world_cam"][:, :3, 3].T, color="red", label="camera centres")
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.set_zlabel("z (up)")
+    ax.set_aspect("equal")
+    ax.legend(loc="upper left")
+    ax.set_title("AMASS files re-posed with body_models (z-up)")
+    fig.savefig(png, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return png
+
+
 def main(argv):
     del argv
     result = export.load_result_npz(_RESULT.value)
@@ -81,6 +112,8 @@ def main(argv):
         (figures["amass_joint_max_err_mm"],
          figures["amass_vertex_max_err_vs_stored_vertices_mm"]) = amass_errors_mm(
             amass_paths, result, body_model)
+        plot_amass(os.path.join(os.path.dirname(__file__), "..", "docs", "img", "amass_reposed.png"),
+                   amass_paths, body_model)
         missing = gltf_check.validator_missing()
         extra = {"validator": f"not run: {missing}"} if missing else {}
         if not missing:

@@ -6,7 +6,8 @@ from the same camera.
     python -m benchmarks.viewer_screenshot --result=/tmp/josh/synthetic_seed0.npz --frame=50
 
 Writes docs/img/viewer_overview.png, docs/img/viewer_from_camera.png,
-docs/img/preview_vs_viewer.png and benchmarks/results/viewer_screenshot_cpu.json (node counts
+docs/img/preview_vs_viewer.png, docs/img/glb_in_threejs.png (the animated GLB loaded by three.js's
+GLTFLoader inside viser's client, its animation playing) and benchmarks/results/viewer_screenshot_cpu.json (node counts
 expected / found in the browser, page sizes, seconds to load). Needs Debian's `chromium`.
 """
 
@@ -22,7 +23,7 @@ from PIL import Image, ImageDraw
 
 from benchmarks import browser, common
 from josh_jax import export, pipeline
-from josh_jax.io import viewer
+from josh_jax.io import gltf, viewer
 
 _RESULT = flags.DEFINE_string("result", None, "Result .npz (run_josh output).", required=True)
 _FRAME = flags.DEFINE_integer("frame", 50, "Frame row for the stills.")
@@ -46,6 +47,26 @@ def render(page: browser.Browser, html: str, png: str, settle_s: float) -> list[
     time.sleep(0.5)
     page.screenshot(png)
     return page.evaluate(COUNT_NODES)
+
+
+def glb_page(path: str, result, body_model) -> str:
+    """A self-contained page showing only the animated GLB (y-up), seen from above and behind the
+    first camera."""
+    server = viewer.start_server(quiet=True)
+    try:
+        server.scene.set_up_direction("+y")
+        server.scene.add_glb("/glb", b"".join(
+            gltf.build_animated_gltf(result, body_model).save_to_bytes()))
+        centre = np.median(export.scene_point_cloud(result, 20_000)[0], axis=0)
+        centre = centre @ gltf.GLTF_FROM_WORLD.T
+        server.initial_camera.position = centre + np.array([0.0, 4.0, 6.0])
+        server.initial_camera.look_at = centre
+        html = server.get_scene_serializer().as_html()
+    finally:
+        server.stop()
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(html)
+    return path
 
 
 def side_by_side(left: np.ndarray, right: np.ndarray, labels: tuple[str, str]) -> Image.Image:
@@ -75,11 +96,13 @@ def main(argv):
         recording, still = os.path.join(tmp, "recording.html"), os.path.join(tmp, "still.html")
         expected = viewer.record_html(recording, result, body_model)
         viewer.record_html(still, result, body_model, frames=[f], view_frame=f, cameras=False)
+        glb_html = glb_page(os.path.join(tmp, "glb.html"), result, body_model)
         with browser.Browser(width=width, height=height) as page:
             t0 = time.perf_counter()
             names = render(page, recording, img("viewer_overview.png"), settle_s=8.0)
             load_s = time.perf_counter() - t0
             render(page, still, img("viewer_from_camera.png"), settle_s=8.0)
+            render(page, glb_html, img("glb_in_threejs.png"), settle_s=8.0)
         sizes = {"recording": os.path.getsize(recording), "still": os.path.getsize(still)}
     view_png = np.asarray(Image.open(img("viewer_from_camera.png")).convert("RGB"))
     view_png = view_png[: height - 40]  # drop the playback bar
@@ -95,7 +118,7 @@ def main(argv):
         "recording_load_s": load_s,
     }, result=os.path.abspath(_RESULT.value), frame=f, node_names=sorted(names),
         images=[img(n) for n in ("viewer_overview.png", "viewer_from_camera.png",
-                                 "preview_vs_viewer.png")])
+                                 "preview_vs_viewer.png", "glb_in_threejs.png")])
 
 
 if __name__ == "__main__":

@@ -187,7 +187,7 @@ def look_at_scene(server: viser.ViserServer, result: Result, max_points: int = 2
     extent = float(np.percentile(np.linalg.norm(points - centre, axis=1), 90))
     T0 = np.asarray(result.T_world_cam[0], np.float64)
     up, forward = -T0[:3, 1], T0[:3, 2]  # the first camera's up and viewing directions
-    server.initial_camera.position = centre + extent * (0.8 * up - 1.1 * forward)
+    server.initial_camera.position = centre + extent * (1.1 * up - 1.5 * forward)
     server.initial_camera.look_at = centre
     server.initial_camera.up = up
 
