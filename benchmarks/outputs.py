@@ -75,7 +75,7 @@ def plot_amass(png: str, paths: list[str], body_model, num_poses: int = 6) -> st
         for f in np.linspace(0, joints.shape[0] - 1, num_poses).astype(int):
             for j in range(1, len(parents)):
                 seg = joints[f, [parents[j], j]]
-                ax.plot(seg[:, 0], seg[:, 1], seg[:, 2], color="C%d" % int(arrays["track"]))
+                ax.plot(seg[:, 0], seg[:, 1], seg[:, 2], color=f"C{int(arrays['track'])}")
         ax.plot(*arrays["T_world_cam"][:, :3, 3].T, color="red", label="camera centres")
     ax.set_xlabel("x")
     ax.set_ylabel("y")

@@ -36,7 +36,6 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 import body_models
-
 from josh_jax.export import atomic_write
 from josh_jax.io import motion as motion_lib
 from josh_jax.result import Result
