@@ -4,8 +4,8 @@
     outs = reconstruct_many(clips, config, body_model)         # a batch: one jit(vmap) program
     metrics = evaluate(result, gt, body_model)                 # when ground truth exists
 
-`run_and_write` is what `experiments/run_josh.py` calls: it runs one clip or a batch, writes every
-output of every clip (`josh_jax.export.write_all`) and returns one summary per clip.
+`run_and_write` is what `experiments/run_josh.py` calls: it runs one clip or a batch, writes the
+chosen outputs of every clip (`write_outputs`) and returns one summary per clip.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import jax
 import numpy as np
 
 from josh_jax import export
+from josh_jax.io import amass, gltf, viewer
 from josh_jax.result import Result, make_result
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -294,8 +295,32 @@ def final_losses(diagnostics: dict[str, Any]) -> dict[str, float]:
     return {n: float(v) for n, v in zip(names, values, strict=True)}
 
 
+DEFAULT_WRITERS = ("npz", "glb", "amass", "tum", "mp4")
+
+
+def write_outputs(out_dir: str, stem: str, result: Result, body_model, writers: Sequence[str], *,
+                  metrics: dict | None = None, vertices: str = "float16") -> dict[str, str]:
+    """Write the files `writers` names (docs/outputs.md) for one clip; returns {kind: path}."""
+    kinds = set(writers)
+    base = os.path.join(out_dir, stem)
+    written = export.write_all(out_dir, stem, result, metrics=metrics, npz="npz" in kinds,
+                               glb=False, ply="ply" in kinds, tum="tum" in kinds,
+                               mp4="mp4" in kinds, vertices=vertices)
+    if "glb" in kinds:
+        written["glb"] = gltf.write_animated_glb(base + ".glb", result, body_model)
+    if "static_glb" in kinds:
+        written["static_glb"] = export.write_glb(base + ".static.glb", result)
+    if "amass" in kinds:
+        written |= amass.write_amass(out_dir, stem, result, body_model)
+    if "viewer" in kinds:
+        viewer.record_html(base + ".viewer.html", result, body_model)
+        written["viewer"] = base + ".viewer.html"
+    return written
+
+
 def run_and_write(items: Sequence[tuple[str, Any, Any]], config, *, out_dir: str,
-                  body_model_path: str | None = None, writers: dict | None = None,
+                  body_model_path: str | None = None,
+                  writers: Sequence[str] = DEFAULT_WRITERS, vertices: str = "float16",
                   log: Callable[..., None] = _noop) -> list[dict[str, Any]]:
     """Reconstruct (one clip, or one batch) and write every output; one summary per clip.
 
@@ -304,14 +329,14 @@ def run_and_write(items: Sequence[tuple[str, Any, Any]], config, *, out_dir: str
       config: JOSH config.
       out_dir: output folder (created; only files named after the stems are written).
       body_model_path: SMPL file for clips that are not on the built-in body.
-      writers: keyword arguments of `export.write_all` (glb, ply, tum, mp4, vertices).
+      writers: which files to write (`write_outputs`; docs/outputs.md).
+      vertices: how the result .npz stores vertices ("float16", "float32", "none").
       log: progress printer.
 
     Returns:
       Per clip: stem, timings, final loss terms, NaN flag, metrics (when GT), written paths.
       Also written as `{out_dir}/summary.json`.
     """
-    writers = dict(writers or {})
     models = {}
 
     def model_for(clip):
@@ -336,7 +361,8 @@ def run_and_write(items: Sequence[tuple[str, Any, Any]], config, *, out_dir: str
         metrics = evaluate(result, gt, model_for(clip)) if gt is not None else None
         eval_s = time.perf_counter() - t
         t = time.perf_counter()
-        written = export.write_all(out_dir, stem, result, metrics=metrics, **writers)
+        written = write_outputs(out_dir, stem, result, model_for(clip), writers, metrics=metrics,
+                                vertices=vertices)
         write_s = time.perf_counter() - t
         diag = info["diagnostics"]
         summary = {

@@ -109,7 +109,7 @@ def test_run_josh_cli_end_to_end(tiny, tmp_path):
     (out / "tiny_clip.npz").write_bytes(b"a previous result, to be replaced")
     cmd = [sys.executable, "-m", "experiments.run_josh", f"--clip={clip_path}", f"--out={out}",
            f"--config={os.path.join(REPO, 'experiments/configs/josh.py')}:fast",
-           "--config.stage1.iters=6", "--config.stage2.iters=3", "--nomp4"]
+           "--config.stage1.iters=6", "--config.stage2.iters=3", "--writers=npz,glb,amass,tum"]
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1",
                JAX_PLATFORMS="cpu")
     proc = subprocess.run(["timeout", "-s", "KILL", "300"] + cmd, cwd=REPO, env=env,
@@ -122,7 +122,7 @@ def test_run_josh_cli_end_to_end(tiny, tmp_path):
     assert (out / "keep.txt").read_text() == "user file"
     assert sorted(os.listdir(out)) == sorted([
         "keep.txt", "tiny_clip.npz", "tiny_clip.glb", "tiny_clip.tum.txt",
-        "tiny_clip.metrics.json", "summary.json"])
+        "tiny_clip.person0.amass.npz", "tiny_clip.metrics.json", "summary.json"])
     res = export.load_result_npz(str(out / "tiny_clip.npz"))
     F = int(clip.frame_index[-1] - clip.frame_index[0] + 1)
     assert res.T_world_cam.shape == (F, 4, 4) and res.joints_world.shape[:2] == (1, F)
