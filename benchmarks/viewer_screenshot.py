@@ -13,6 +13,8 @@ expected / found in the browser, page sizes, seconds to load). Needs Debian's `c
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import tempfile
 import time
@@ -63,7 +65,8 @@ def glb_page(path: str, result, body_model) -> str:
         server.initial_camera.look_at = centre
         html = server.get_scene_serializer().as_html()
     finally:
-        server.stop()
+        with contextlib.redirect_stdout(io.StringIO()):  # viser's "server stopped" line
+            server.stop()
     with open(path, "w", encoding="utf-8") as f:
         f.write(html)
     return path

@@ -1,6 +1,8 @@
 """Small, self-consistent Results for the exporter and viewer tests (built by `assemble_result`,
 so joints_world, vertices_world and the SMPL parameters agree through `body_models.lbs`)."""
 
+import functools
+
 import numpy as np
 from scipy.spatial.transform import Rotation
 
@@ -14,6 +16,7 @@ SMPLX_PARENTS = ([-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 
                  + [21 if k % 3 == 0 else 40 + k - 1 for k in range(15)])
 
 
+@functools.cache
 def random_smplx_model(num_vertices: int = 400, seed: int = 0):
     """A random SMPL-X-layout body (55 joints, 10 betas + 10 expression), no licence needed."""
     rng = np.random.default_rng(seed)
@@ -74,3 +77,15 @@ def make_body_result(body_model, *, seed: int = 0, P: int = 2, keyframes=(0, 4, 
         fps=30.0,
         scene_stride=2,
     )
+
+
+@functools.cache
+def mannequin_result(seed: int, vary_betas: bool = False):
+    """`make_result` on the built-in mannequin (cached: test modules share results and compiles)."""
+    return make_body_result(body_models.mannequin(), seed=seed, vary_betas=vary_betas)
+
+
+@functools.cache
+def smplx_result():
+    """`make_result` on `random_smplx_model()` (cached)."""
+    return make_body_result(random_smplx_model(), seed=3)

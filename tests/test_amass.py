@@ -41,7 +41,7 @@ def _check_file(path, result, model, p):
 
 
 def test_smpl_topology_result_round_trips(tmp_path, mannequin):
-    result = outputs_data.make_body_result(mannequin, seed=4)
+    result = outputs_data.mannequin_result(0)
     written = amass.write_amass(str(tmp_path), "clip", result, mannequin)
     assert sorted(written) == ["amass_person0", "amass_person1"]
     for p in range(2):
@@ -55,22 +55,23 @@ def test_smpl_topology_result_round_trips(tmp_path, mannequin):
 
 
 def test_smplx_result_uses_the_smplx_layout(tmp_path):
-    model = outputs_data.random_smplx_model()
-    result = outputs_data.make_body_result(model, seed=5, P=1)
-    (path,) = amass.write_amass(str(tmp_path), "clip", result, model).values()
-    z = _check_file(path, result, model, 0)
-    assert z["poses"].shape[1] == 165 and str(z["surface_model_type"]) == "smplx"
-    for key, width in (("pose_jaw", 3), ("pose_eye", 6), ("pose_hand", 90), ("pose_body", 63)):
-        assert z[key].shape[1] == width, key
-    np.testing.assert_array_equal(z["poses"][:, 66:69], z["pose_jaw"])
+    model, result = outputs_data.random_smplx_model(), outputs_data.smplx_result()
+    written = amass.write_amass(str(tmp_path), "clip", result, model)
+    for p in range(2):
+        z = _check_file(written[f"amass_person{p}"], result, model, p)
+        assert z["poses"].shape[1] == 165 and str(z["surface_model_type"]) == "smplx"
+        for key, width in (("pose_jaw", 3), ("pose_eye", 6), ("pose_hand", 90),
+                           ("pose_body", 63)):
+            assert z[key].shape[1] == width, key
+        np.testing.assert_array_equal(z["poses"][:, 66:69], z["pose_jaw"])
 
 
 def test_z_up_world(tmp_path, mannequin):
     # The fixture's bodies stand upright in front of the first camera (camera y down): in the
     # AMASS world, the head must be above the pelvis along +z.
-    result = outputs_data.make_body_result(mannequin, seed=6, P=1)
-    (path,) = amass.write_amass(str(tmp_path), "clip", result, mannequin).values()
-    with np.load(path) as z:
-        joints, _ = amass.repose(dict(z), mannequin)
-    up = (joints[:, 15] - joints[:, 0]) @ A.T  # head - pelvis, in the AMASS world
-    assert np.all(up[:, 2] > 0.2)
+    result = outputs_data.mannequin_result(0)
+    for path in amass.write_amass(str(tmp_path), "clip", result, mannequin).values():
+        with np.load(path) as z:
+            joints, _ = amass.repose(dict(z), mannequin)
+        up = (joints[:, 15] - joints[:, 0]) @ A.T  # head - pelvis, in the AMASS world
+        assert np.all(up[:, 2] > 0.2)

@@ -22,8 +22,8 @@ def mannequin():
 
 
 @pytest.fixture(scope="module")
-def result(mannequin):
-    return outputs_data.make_body_result(mannequin, seed=0)
+def result():
+    return outputs_data.mannequin_result(0)
 
 
 @pytest.fixture(scope="module")
@@ -68,25 +68,25 @@ def test_skin_reproduces_vertices_without_pose_correctives(tmp_path, mannequin):
     # glTF skinning = smplx LBS without pose correctives: with the correctives zeroed, the GLB's
     # skinned vertices must equal the result's vertices_world (tests weights, bind matrices, betas).
     model = dataclasses.replace(mannequin, posedirs=np.zeros_like(mannequin.posedirs))
-    result = outputs_data.make_body_result(model, seed=1, P=1)
+    result = outputs_data.make_body_result(model, seed=1)
     path = str(tmp_path / "r.glb")
     gltf.write_animated_glb(path, result, model, contacts=False)
     doc = pygltflib.GLTF2().load(path)
-    (skin,) = doc.skins
-    mesh_node = next(n for n in doc.nodes if n.skin is not None)
-    prim = doc.meshes[mesh_node.mesh].primitives[0]
-    v_bind = gltf_check.accessor_array(doc, prim.attributes.POSITION)
-    joints = gltf_check.accessor_array(doc, prim.attributes.JOINTS_0).astype(int)
-    weights = gltf_check.accessor_array(doc, prim.attributes.WEIGHTS_0)
-    ibm = gltf_check.accessor_array(doc, skin.inverseBindMatrices).reshape(-1, 4, 4)
-    ibm = ibm.transpose(0, 2, 1)  # glTF matrices are column-major
-    for f in (2, 7):
-        world = gltf_check.node_world_matrices(doc, f)
-        skin_mats = world[skin.joints] @ ibm  # [J, 4, 4]
-        blended = np.einsum("vk,vkab->vab", weights, skin_mats[joints])
-        verts = np.einsum("vab,vb->va", blended[:, :3, :3], v_bind) + blended[:, :3, 3]
-        expected = np.asarray(result.vertices_world[0, f], np.float64) @ C.T
-        np.testing.assert_allclose(verts, expected, atol=1e-4)
+    for p, skin in enumerate(doc.skins):
+        mesh_node = next(n for n in doc.nodes if n.skin == p)
+        prim = doc.meshes[mesh_node.mesh].primitives[0]
+        v_bind = gltf_check.accessor_array(doc, prim.attributes.POSITION)
+        joints = gltf_check.accessor_array(doc, prim.attributes.JOINTS_0).astype(int)
+        weights = gltf_check.accessor_array(doc, prim.attributes.WEIGHTS_0)
+        ibm = gltf_check.accessor_array(doc, skin.inverseBindMatrices).reshape(-1, 4, 4)
+        ibm = ibm.transpose(0, 2, 1)  # glTF matrices are column-major
+        for f in (2, 12):
+            world = gltf_check.node_world_matrices(doc, f)
+            skin_mats = world[skin.joints] @ ibm  # [J, 4, 4]
+            blended = np.einsum("vk,vkab->vab", weights, skin_mats[joints])
+            verts = np.einsum("vab,vb->va", blended[:, :3, :3], v_bind) + blended[:, :3, 3]
+            expected = np.asarray(result.vertices_world[p, f], np.float64) @ C.T
+            np.testing.assert_allclose(verts, expected, atol=1e-4)
 
 
 def test_camera_node_follows_T_world_cam(glb, result):
@@ -105,7 +105,7 @@ def test_camera_node_follows_T_world_cam(glb, result):
 
 
 def test_betas_varying_over_frames_keep_joints_exact(tmp_path, mannequin):
-    result = outputs_data.make_body_result(mannequin, seed=2, P=1, vary_betas=True)
+    result = outputs_data.mannequin_result(2, vary_betas=True)
     path = str(tmp_path / "r.glb")
     gltf.write_animated_glb(path, result, mannequin)
     doc = pygltflib.GLTF2().load(path)
@@ -116,8 +116,7 @@ def test_betas_varying_over_frames_keep_joints_exact(tmp_path, mannequin):
 
 
 def test_smplx_layout_body(tmp_path):
-    model = outputs_data.random_smplx_model()
-    result = outputs_data.make_body_result(model, seed=3, P=1)
+    model, result = outputs_data.random_smplx_model(), outputs_data.smplx_result()
     path = str(tmp_path / "r.glb")
     gltf.write_animated_glb(path, result, model)
     doc = pygltflib.GLTF2().load(path)

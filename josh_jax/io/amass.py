@@ -43,6 +43,10 @@ from josh_jax.result import Result
 AMASS_FORMAT_VERSION = "josh_jax.amass/1"
 AMASS_FROM_WORLD = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 _SMPLH_FINGERS = 30
+# Module level, so that files of the same shapes reuse one compiled program.
+_pose_axis_angle = jax.jit(jax.vmap(
+    lambda model, b, g, p, t: body_models.lbs(model, b, g, p, t, rep="axis_angle"),
+    in_axes=(None, 0, 0, 0, 0)))
 
 
 def _axis_angle(R: np.ndarray) -> np.ndarray:
@@ -123,10 +127,8 @@ def repose(arrays: dict[str, np.ndarray], body_model) -> tuple[np.ndarray, np.nd
     else:
         body = arrays["poses"][:, 3:].reshape(N, J - 1, 3)
     betas = np.broadcast_to(np.asarray(arrays["betas"], np.float32), (N, body_model.num_betas))
-    pose = jax.jit(jax.vmap(
-        lambda b, g, p, t: body_models.lbs(body_model, b, g, p, t, rep="axis_angle")))
-    out = pose(betas, arrays["root_orient"].astype(np.float32), body.astype(np.float32),
-               arrays["trans"].astype(np.float32))
+    out = _pose_axis_angle(body_model, betas, arrays["root_orient"].astype(np.float32),
+                           body.astype(np.float32), arrays["trans"].astype(np.float32))
     A = np.asarray(arrays.get("world_from_result", AMASS_FROM_WORLD), np.float64)
     return np.asarray(out.joints, np.float64) @ A, np.asarray(out.vertices, np.float64) @ A
 
