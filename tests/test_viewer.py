@@ -15,14 +15,9 @@ from josh_jax.io import motion, viewer
 from tests import outputs_data
 
 
-@pytest.fixture(scope="module")
-def mannequin():
-    return body_models.mannequin()
-
-
-@pytest.fixture(scope="module")
-def result():
-    return outputs_data.mannequin_result(0)
+# Shared with the other exporter tests (cached in outputs_data).
+mannequin = pytest.fixture(scope="module", name="mannequin")(lambda: body_models.mannequin())
+result = pytest.fixture(scope="module", name="result")(lambda: outputs_data.mannequin_result(0))
 
 
 @pytest.fixture()
