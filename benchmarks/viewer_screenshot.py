@@ -6,7 +6,7 @@ from the same camera.
     python -m benchmarks.viewer_screenshot --result=/tmp/josh/synthetic_seed0.npz --frame=50
 
 Writes docs/img/viewer_overview.png, docs/img/viewer_from_camera.png,
-docs/img/preview_vs_viewer.png, docs/img/glb_in_threejs.png (the animated GLB loaded by three.js's
+docs/img/preview_vs_viewer.jpg, docs/img/glb_in_threejs.png (the animated GLB loaded by three.js's
 GLTFLoader inside viser's client, its animation playing) and benchmarks/results/viewer_screenshot_cpu.json (node counts
 expected / found in the browser, page sizes, seconds to load). Needs Debian's `chromium`.
 """
@@ -111,17 +111,18 @@ def main(argv):
     view_png = view_png[: height - 40]  # drop the playback bar
     preview = export.preview_frames(result, width=W * 2)[f]
     frame_number = int(result.frame_index[f])
-    side_by_side(preview, view_png, (f"mp4 preview, video frame {frame_number}",
-                                     f"viewer from the same camera, frame {frame_number}")
-                 ).save(img("preview_vs_viewer.png"))
+    pair = side_by_side(preview, view_png, (f"mp4 preview, video frame {frame_number}",
+                                            f"viewer from the same camera, frame {frame_number}"))
+    pair.thumbnail((1400, 1400))
+    pair.save(img("preview_vs_viewer.jpg"), quality=88)
     common.write_result("viewer_screenshot", {
         "result_nodes_expected": len(expected), "result_nodes_in_browser": len(names),
         "result_nodes_missing": len(set(expected) - set(names)),
         "recording_html_bytes": sizes["recording"], "still_html_bytes": sizes["still"],
         "recording_load_s": load_s,
     }, result=os.path.abspath(_RESULT.value), frame=f, node_names=sorted(names),
-        images=[img(n) for n in ("viewer_overview.png", "viewer_from_camera.png",
-                                 "preview_vs_viewer.png", "glb_in_threejs.png")])
+        images=[os.path.relpath(img(n)) for n in ("viewer_overview.png", "viewer_from_camera.png",
+                                                  "preview_vs_viewer.jpg", "glb_in_threejs.png")])
 
 
 if __name__ == "__main__":

@@ -145,3 +145,15 @@ def test_khronos_validator_reports_no_error(glb):
     issues = report["issues"]
     assert issues["numErrors"] == 0, issues["messages"]
     assert report["info"]["animationCount"] == 1 and report["info"]["hasSkins"]
+
+
+def test_non_finite_frames_are_hidden_not_fatal(tmp_path, result, mannequin):
+    transl = np.array(result.smpl_transl)
+    transl[0, 3] = np.nan
+    broken = dataclasses.replace(result, smpl_transl=transl)
+    path = str(tmp_path / "r.glb")
+    gltf.write_animated_glb(path, broken, mannequin)
+    doc = pygltflib.GLTF2().load(path)
+    root = _joint_nodes(doc, 0)[0]
+    assert np.linalg.norm(gltf_check.node_world_matrices(doc, 3)[root, :3, :3]) == 0.0  # hidden
+    assert np.linalg.norm(gltf_check.node_world_matrices(doc, 4)[root, :3, :3]) > 0.0

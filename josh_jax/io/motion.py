@@ -99,13 +99,20 @@ def rest_joints(body_model, betas: np.ndarray) -> np.ndarray:
 
 
 def person_motion(result: Result, body_model, p: int) -> PersonMotion | None:
-    """Track `p` of `result` (None when it is valid at no frame)."""
-    valid = np.asarray(result.smpl_valid[p], bool)
+    """Track `p` of `result` (None when it is valid at no frame).
+
+    Frames with a non-finite parameter count as invalid (a failed clip never breaks a writer).
+    """
+    R_local = np.concatenate([np.asarray(result.smpl_global_orient[p])[:, None],
+                              np.asarray(result.smpl_body_pose[p])], axis=1)
+    finite = (np.isfinite(R_local).all(axis=(1, 2, 3))
+              & np.isfinite(np.asarray(result.smpl_transl[p])).all(axis=1)
+              & np.isfinite(np.asarray(result.smpl_betas[p])).all(axis=1))
+    valid = np.asarray(result.smpl_valid[p], bool) & finite
     if not valid.any():
         return None
     fill = nearest_valid_rows(valid)
-    R_local = np.concatenate([np.asarray(result.smpl_global_orient[p])[:, None],
-                              np.asarray(result.smpl_body_pose[p])], axis=1)[fill]
+    R_local = R_local[fill]
     betas_all = np.asarray(result.smpl_betas[p], np.float32)[fill]
     J = len(body_model.parents)
     if R_local.shape[1] != J:
