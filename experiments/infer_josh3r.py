@@ -72,7 +72,8 @@ def main(argv):
                             center_crop_scale=_CROP.value, track=_TRACK.value)
     result = infer.infer_clip(model, clip, body, cfg)
     stem = os.path.splitext(os.path.basename(_CLIP.value))[0] + "_josh3r"
-    paths = write_all(_OUTPUT.value, stem, result, mp4=_PREVIEW.value)
+    writers = ("npz", "static_glb", "tum") + (("mp4",) if _PREVIEW.value else ())
+    paths = write_all(_OUTPUT.value, stem, result, writers=writers)
     print(f"{len(result.diagnostics['pairs'])} pairs, {result.num_frames} frames")
     for kind, p in paths.items():
         print(f"wrote {kind}: {p}")

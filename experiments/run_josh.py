@@ -11,9 +11,10 @@ r"""Run JOSH on one clip, a batch of clips, or (with no input) a built-in synthe
     # A batch (optimized together: one jit(vmap) program over the clips, sharded over devices)
     python -m experiments.run_josh --clips='clips/*.npz' --out=out/josh --config.stage1.iters=200
 
-Outputs per clip `<stem>` (the input's file name without `.npz`): `<stem>.npz` (the Result, keys in
-docs/outputs.md), `<stem>.glb`, `<stem>.tum.txt`, `<stem>.mp4`, `<stem>.metrics.json` when the clip
-has ground truth, and `summary.json` for the run. Files are written under temporary names and
+Outputs per clip `<stem>` (the input's file name without `.npz`), chosen by --writers (default
+npz,glb,amass,tum,mp4; docs/outputs.md): `<stem>.npz` (the Result), `<stem>.glb` (animated glTF),
+`<stem>.person<p>.amass.npz`, `<stem>.tum.txt`, `<stem>.mp4`; always `<stem>.metrics.json` when
+the clip has ground truth and `summary.json` for the run. Files are written under temporary names and
 renamed; nothing else in --out is touched. Bad input: one line on stderr, exit status 2.
 """
 
@@ -31,6 +32,7 @@ from experiments.configs import josh as josh_config
 from josh_jax import pipeline, synthetic
 from josh_jax.clip import load_any
 from josh_jax.errors import InputError
+from josh_jax.io import outputs
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None,
@@ -50,10 +52,14 @@ _BODY_MODEL = flags.DEFINE_string(
     "body_model", None, "SMPL model file (.npz/.pkl). Default: the body the clips name (built-in "
     "mannequin, or the reference clip's body found beside the repo).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the built-in synthetic clip (no-input mode).")
-_GLB = flags.DEFINE_boolean("glb", True, "Write <stem>.glb (scene points, bodies, cameras).")
-_PLY = flags.DEFINE_boolean("ply", False, "Write <stem>.ply (scene point cloud).")
-_TUM = flags.DEFINE_boolean("tum", True, "Write <stem>.tum.txt (camera trajectory).")
-_MP4 = flags.DEFINE_boolean("mp4", True, "Write <stem>.mp4 (preview from the estimated cameras).")
+_WRITERS = flags.DEFINE_list(
+    "writers", list(outputs.DEFAULT_WRITERS),
+    "Files per clip, comma-separated (docs/outputs.md): npz (the Result), glb (animated glTF), "
+    "amass (one AMASS-style .npz per person), tum (camera trajectory), mp4 (preview), ply (scene "
+    "points), static_glb (keyframe bodies, OpenCV world), viewer (offline .html viewer).")
+flags.register_validator(
+    "writers", lambda names: set(names) <= set(outputs.WRITERS),
+    f"--writers: expected names among {', '.join(outputs.WRITERS)}")
 _VERTICES = flags.DEFINE_enum("vertices", "float16", ["float16", "float32", "none"],
                               "How to store vertices_world in the .npz.")
 
@@ -109,9 +115,8 @@ def main(argv):
         body_names[0], cli.body_model_path(body_names[0], _BODY_MODEL.value))
 
     summaries = pipeline.run_and_write(
-        items, config, body_model, out_dir=_OUT.value,
-        writers=dict(glb=_GLB.value, ply=_PLY.value, tum=_TUM.value, mp4=_MP4.value,
-                     vertices=_VERTICES.value))
+        items, config, body_model, out_dir=_OUT.value, writers=_WRITERS.value,
+        vertices=_VERTICES.value)
     print(pipeline.summary_table(summaries))
     print(f"outputs in {os.path.abspath(_OUT.value)} (total {time.perf_counter() - t0:.1f} s)")
 

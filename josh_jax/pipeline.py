@@ -28,7 +28,7 @@ from josh_jax import prepare as prepare_lib
 from josh_jax.clip import Clip, GroundTruth
 from josh_jax.errors import InputError
 from josh_jax.evaluate import evaluate, final_losses
-from josh_jax.io.outputs import write_all
+from josh_jax.io.outputs import DEFAULT_WRITERS, write_all
 from josh_jax.io.report import write_json
 from josh_jax.result import Result, make_result
 
@@ -134,7 +134,8 @@ def _log_failure(diagnostics: dict[str, Any]) -> None:
 
 
 def run_and_write(items: Sequence[tuple[str, Clip, GroundTruth | None]], config, body_model, *,
-                  out_dir: str, writers: dict | None = None) -> list[dict[str, Any]]:
+                  out_dir: str, writers: Sequence[str] = DEFAULT_WRITERS,
+                  vertices: str = "float16") -> list[dict[str, Any]]:
     """Reconstruct (one clip, or one batch), evaluate and write every output; one summary per clip.
 
     Args:
@@ -142,7 +143,8 @@ def run_and_write(items: Sequence[tuple[str, Clip, GroundTruth | None]], config,
       config: JOSH config.
       body_model: the body of every clip's SMPL parameters.
       out_dir: output folder (created; only files named after the stems are written).
-      writers: keyword arguments of `josh_jax.io.outputs.write_all` (glb, ply, tum, mp4, vertices).
+      writers: the outputs to write (`josh_jax.io.outputs.WRITERS`; docs/outputs.md).
+      vertices: how the result .npz stores vertices ("float16", "float32", "none").
 
     Returns:
       Per clip: stem, timings, final loss terms, NaN / divergence flags, metrics (when GT),
@@ -156,7 +158,8 @@ def run_and_write(items: Sequence[tuple[str, Clip, GroundTruth | None]], config,
         metrics = evaluate(result, gt, body_model) if gt is not None else None
         eval_s = time.perf_counter() - t
         t = time.perf_counter()
-        written = write_all(out_dir, stem, result, metrics=metrics, **(writers or {}))
+        written = write_all(out_dir, stem, result, writers=writers, body_model=body_model,
+                            metrics=metrics, vertices=vertices)
         write_s = time.perf_counter() - t
         logging.info("[write] %s: %s in %.2f s", stem, ", ".join(sorted(written)), write_s)
         diag = info["diagnostics"]

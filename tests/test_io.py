@@ -171,12 +171,12 @@ def test_write_all_keeps_unrelated_files_and_replaces_own(tmp_path):
     old = tmp_path / "clip.npz"
     old.write_bytes(b"previous result")
     written = outputs.write_all(str(tmp_path), "clip", make_result(), metrics={"x": 1.5},
-                               mp4=False)
+                                writers=("npz", "static_glb", "tum"))
     assert other.read_text() == "mine"
     assert result_npz.load_result_npz(written["npz"]).num_frames == 11
     assert json.loads((tmp_path / "clip.metrics.json").read_text()) == {"x": 1.5}
     assert sorted(os.listdir(tmp_path)) == sorted(
-        ["notes.txt", "clip.npz", "clip.glb", "clip.tum.txt", "clip.metrics.json"])
+        ["notes.txt", "clip.npz", "clip.static.glb", "clip.tum.txt", "clip.metrics.json"])
 
 
 def test_failure_mid_write_leaves_no_partial_file(tmp_path, monkeypatch):

@@ -113,7 +113,7 @@ def test_run_josh_cli_end_to_end(tiny, tmp_path):
     (out / "tiny_clip.npz").write_bytes(b"a previous result, to be replaced")
     proc = _run_josh([f"--clip={clip_path}", f"--out={out}",
                       f"--config={os.path.join(REPO, 'experiments/configs/josh.py')}:fast",
-                      "--config.stage1.iters=6", "--config.stage2.iters=3", "--nomp4"])
+                      "--config.stage1.iters=6", "--config.stage2.iters=3", "--writers=npz,glb,amass,tum"])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for stage in ("[load]", "[prepare]", "[optimize]", "[result]", "[write]"):
         assert stage in proc.stderr, stage  # absl progress log
@@ -122,7 +122,7 @@ def test_run_josh_cli_end_to_end(tiny, tmp_path):
     assert (out / "keep.txt").read_text() == "user file"
     assert sorted(os.listdir(out)) == sorted([
         "keep.txt", "tiny_clip.npz", "tiny_clip.glb", "tiny_clip.tum.txt",
-        "tiny_clip.metrics.json", "summary.json"])
+        "tiny_clip.person0.amass.npz", "tiny_clip.metrics.json", "summary.json"])
     res = load_result_npz(str(out / "tiny_clip.npz"))
     F = int(clip.frame_index[-1] - clip.frame_index[0] + 1)
     assert res.T_world_cam.shape == (F, 4, 4) and res.joints_world.shape[:2] == (1, F)
