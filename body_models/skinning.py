@@ -23,8 +23,6 @@ Only reverse mode is defined (`jax.grad`, `jax.vjp`); forward mode (`jax.jvp`, `
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -56,31 +54,23 @@ def _skin_vjp_one(weights, A, v, g):
 
 
 def _map_blocks(fn, in_batched, args, size):
-    """vmap of `fn` over the batched args (axis 0), one block of <= BLOCK_BODIES at a time."""
-    in_axes = tuple(0 if b else None for b in in_batched)
-    whole = lambda *a: jax.vmap(fn, in_axes)(*a)
-    num_blocks = math.ceil(size / BLOCK_BODIES)
-    if num_blocks == 1:
+    """vmap of `fn` over the batched args (axis 0); on CPU one block of <= BLOCK_BODIES at a time."""
+    whole = jax.vmap(fn, tuple(0 if b else None for b in in_batched))
+    num_blocks = -(-size // BLOCK_BODIES)
+    if num_blocks <= 1:
         return whole(*args)
-    block = math.ceil(size / num_blocks)
-    padded = num_blocks * block
+    block = -(-size // num_blocks)  # balanced blocks; the last one is zero-padded
+    pad = num_blocks * block - size
 
-    def blocked(*a):
-        batched = [x for x, b in zip(a, in_batched) if b]
-        shared = [x for x, b in zip(a, in_batched) if not b]
+    def blocked(*args):
+        def to_blocks(x):
+            x = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)) if pad else x
+            return x.reshape(num_blocks, block, *x.shape[1:])
 
-        def one_block(xs):
-            it_b, it_s = iter(xs), iter(shared)
-            return whole(*[next(it_b) if b else next(it_s) for b in in_batched])
-
-        blocks = [
-            jnp.pad(x, [(0, padded - size)] + [(0, 0)] * (x.ndim - 1)).reshape(
-                num_blocks, block, *x.shape[1:]
-            )
-            for x in batched
-        ]
+        blocks = {i: to_blocks(x) for i, x in enumerate(args) if in_batched[i]}
+        one_block = lambda xs: whole(*[xs.get(i, x) for i, x in enumerate(args)])
         out = lax.map(one_block, blocks)
-        return jax.tree.map(lambda y: y.reshape(padded, *y.shape[2:])[:size], out)
+        return jax.tree.map(lambda y: y.reshape(num_blocks * block, *y.shape[2:])[:size], out)
 
     return lax.platform_dependent(*args, cpu=blocked, default=whole)
 
