@@ -12,9 +12,9 @@
   recomputed rather than kept. Autodiff of the forward instead materialises `T` and its cotangent
   in several transposed layouts and reduces over the three channels with slow small reductions.
 - Under `vmap` both passes run through `custom_vmap` rules that, on CPU, walk the batch in blocks
-  of `BLOCK_BODIES` bodies (`lax.map`), so each block's `T` and `dT` (about 0.7 MB per body for
-  6890 vertices) stay in cache instead of streaming a batch-sized `[B, 12, V]` through memory
-  several times; on GPU/TPU the whole batch is one block. Nested `vmap` works (the outer axis is
+  of about 16 SMPL-sized bodies (`BLOCK_ELEMENTS`, `lax.map`), so each block's `T` and `dT` (0.66 MB
+  per body for 6890 vertices) stay in cache instead of streaming a batch-sized `[B, 12, V]` through
+  memory several times; on GPU/TPU the whole batch is one block. Nested `vmap` works (the outer axis is
   batched through the block loop).
 
 Only reverse mode is defined (`jax.grad`, `jax.vjp`); forward mode (`jax.jvp`, `jacfwd`) through
@@ -23,14 +23,18 @@ Only reverse mode is defined (`jax.grad`, `jax.vjp`); forward mode (`jax.jvp`, `
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.custom_batching import custom_vmap
 from jaxtyping import Array, Float
 
-# Bodies per block of the CPU batch loop: a block's T and dT (~16 x 0.7 MB) fit in a shared L3.
-BLOCK_BODIES = 16
+# Size of a block of the CPU batch loop, in elements of the largest per-body input (v: [V, 3]):
+# 16 SMPL bodies, whose T and dT (0.66 MB per body) stay in cache. Small bodies (e.g. JOSH's subset
+# of used vertices) fit a whole batch in one block and skip the loop.
+BLOCK_ELEMENTS = 16 * 6890 * 3
 
 
 def _blend(weights: Float[Array, "V J"], A: Float[Array, "J 4 3"]) -> Float[Array, "4 3 V"]:
@@ -54,9 +58,10 @@ def _skin_vjp_one(weights, A, v, g):
 
 
 def _map_blocks(fn, in_batched, args, size):
-    """vmap of `fn` over the batched args (axis 0); on CPU one block of <= BLOCK_BODIES at a time."""
+    """vmap of `fn` over the batched args (axis 0); on CPU one block (BLOCK_ELEMENTS) at a time."""
     whole = jax.vmap(fn, tuple(0 if b else None for b in in_batched))
-    num_blocks = -(-size // BLOCK_BODIES)
+    per_body = max(math.prod(x.shape[1:]) for x, b in zip(args, in_batched, strict=True) if b)
+    num_blocks = -(-size // max(1, BLOCK_ELEMENTS // per_body))
     if num_blocks <= 1:
         return whole(*args)
     block = -(-size // num_blocks)  # balanced blocks; the last one is zero-padded
