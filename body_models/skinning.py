@@ -8,8 +8,8 @@
   channel-first `[4, 3, V]` so the GEMM writes it without a transpose) and applies them
   elementwise.
 - The backward is written by hand from the same pieces: the cotangent of `T` is the outer product
-  `[v; 1] g^T` (`[12, V]`), `dA = dT W` is one GEMM, `dv = T_rot g` is elementwise, and `T` is
-  recomputed rather than kept. Autodiff of the forward instead materialises `T` and its cotangent
+  `[v; 1] g^T` (`[12, V]`), `dA = dT W` is one GEMM, `dv = T_rot g` is elementwise, and `T_rot`
+  (9 of the 12 rows) is recomputed rather than kept. Autodiff of the forward instead materialises `T` and its cotangent
   in several transposed layouts and reduces over the three channels with slow small reductions.
 - Under `vmap` both passes run through `custom_vmap` rules that, on CPU, walk the batch in blocks
   of about 16 SMPL-sized bodies (`BLOCK_ELEMENTS`, `lax.map`), so each block's `T` and `dT` (0.66 MB
@@ -37,8 +37,8 @@ from jaxtyping import Array, Float
 BLOCK_ELEMENTS = 16 * 6890 * 3
 
 
-def _blend(weights: Float[Array, "V J"], A: Float[Array, "J 4 3"]) -> Float[Array, "4 3 V"]:
-    """Per-vertex transforms T[k, c, v] = sum_j A[j, k, c] W[v, j] (channel-first)."""
+def _blend(weights: Float[Array, "V J"], A: Float[Array, "J K 3"]) -> Float[Array, "K 3 V"]:
+    """Per-vertex transforms T[k, c, v] = sum_j A[j, k, c] W[v, j] (channel-first; K = 4 or 3)."""
     return jnp.einsum("jkc,vj->kcv", A, weights)
 
 
@@ -49,11 +49,11 @@ def _skin_one(weights, A, v):
 
 def _skin_vjp_one(weights, A, v, g):
     """Cotangents (weights, A, v) of `_skin_one` for the output cotangent g: float[V, 3]."""
-    T, x, gT = _blend(weights, A), v.T, g.T
+    R, x, gT = _blend(weights, A[:, :3]), v.T, g.T  # rotation rows of T only: [3, 3, V]
     dT = jnp.concatenate([x[0] * gT, x[1] * gT, x[2] * gT, gT])  # [12, V], rows (k, c)
     d_weights = jnp.einsum("rv,jr->vj", dT, A.reshape(A.shape[0], 12))
     dA = jnp.einsum("rv,vj->rj", dT, weights).T.reshape(A.shape)
-    dv = jnp.stack([T[k, 0] * gT[0] + T[k, 1] * gT[1] + T[k, 2] * gT[2] for k in range(3)], -1)
+    dv = jnp.stack([R[k, 0] * gT[0] + R[k, 1] * gT[1] + R[k, 2] * gT[2] for k in range(3)], -1)
     return d_weights, dA, dv
 
 
