@@ -9,7 +9,7 @@ and value_and_grad of sum(v^2) + sum(J^2) w.r.t. betas, pose and transl. Compile
 time are separate figures. When torch and smplx import, smplx.SMPL runs on the same model in the
 same process (the mannequin written to an smplx-layout .npz in a temporary folder; smplx.SMPL only
 reads pickles, so the npz is handed over as its `data_struct`) and outputs are compared. The four
-calls (jax forward, smplx forward, jax forward+grad, smplx forward+grad) are timed interleaved,
+calls (jax forward and forward+grad, smplx forward and forward+grad) are timed interleaved,
 round after round, each blocked on, so that a machine whose load changes during the run slows both
 sides alike; the figures are medians over --repeats rounds (wall clock, `*_ms`) and the median
 process CPU time (`*_cpu_ms`, all threads, less sensitive to other processes' load). Speed-ups are
