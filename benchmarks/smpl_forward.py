@@ -1,16 +1,20 @@
 r"""Benchmark: SMPL-topology LBS forward and forward+grad, jit(vmap(lbs)) vs smplx (torch).
 
     python -m benchmarks.smpl_forward                     # batch 1, 16, 64, 256 on the mannequin
-    python -m benchmarks.smpl_forward --batch_sizes=64 --repeats=20
+    python -m benchmarks.smpl_forward --batch_sizes=64 --repeats=50
     taskset -c 0 python -m benchmarks.smpl_forward --name=smpl_forward_1core   # one core each
 
 Times `jax.jit(jax.vmap(lbs))` on the built-in body (axis-angle input, as smplx's default), forward
 and value_and_grad of sum(v^2) + sum(J^2) w.r.t. betas, pose and transl. Compile time and per-call
-time (median of --repeats calls after compile, each blocked on) are separate figures. When torch and
-smplx import, smplx.SMPL is timed on the same model in the same run (the mannequin written to an
-smplx-layout .npz in a temporary folder; smplx.SMPL only reads pickles, so the npz is handed over as
-its `data_struct`), outputs are compared, and jax/smplx speed ratios are printed. Results go to
-benchmarks/results/smpl_forward_<device>.json.
+time are separate figures. When torch and smplx import, smplx.SMPL runs on the same model in the
+same process (the mannequin written to an smplx-layout .npz in a temporary folder; smplx.SMPL only
+reads pickles, so the npz is handed over as its `data_struct`) and outputs are compared. The four
+calls (jax forward and forward+grad, smplx forward and forward+grad) are timed interleaved,
+round after round, each blocked on, so that a machine whose load changes during the run slows both
+sides alike; the figures are medians over --repeats rounds (wall clock, `*_ms`) and the median
+process CPU time (`*_cpu_ms`, all threads, less sensitive to other processes' load). Speed-ups are
+ratios of the medians. smplx runs on the CPU, so on a GPU only the parity figure is compared and no
+speed-up is written. Results go to benchmarks/results/smpl_forward_<device>.json.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import body_models as bm
 from benchmarks.common import write_result
 
 _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "16", "64", "256"], "Batch sizes to time.")
-_REPEATS = flags.DEFINE_integer("repeats", 10, "Timed calls per measurement (median reported).")
+_REPEATS = flags.DEFINE_integer("repeats", 30, "Interleaved timing rounds (medians reported).")
 _NAME = flags.DEFINE_string(
     "name",
     "smpl_forward",
@@ -48,13 +52,19 @@ def _inputs(batch: int, seed: int = 0):
     )
 
 
-def _median_ms(fn, repeats: int) -> float:
-    times = []
+def _interleaved(fns: dict, repeats: int) -> dict:
+    """{name: (median wall ms, median process-CPU ms)}, every fn called once per round."""
+    wall = {k: [] for k in fns}
+    cpu = {k: [] for k in fns}
+    for fn in fns.values():
+        fn()  # warm-up
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1000.0 * float(np.median(times))
+        for name, fn in fns.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    return {k: (1000.0 * float(np.median(wall[k])), 1000.0 * float(np.median(cpu[k]))) for k in fns}
 
 
 def _jax_fns(model):
@@ -69,18 +79,17 @@ def _jax_fns(model):
     return jax.jit(forward), jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))
 
 
-def _time_jax(model, batch, repeats, figures):
+def _compile_jax(model, batch, figures):
+    """{"fwd": call, "grad": call} of the compiled jax functions on this batch (compile timed)."""
     fwd, grad = _jax_fns(model)
     args = [jnp.asarray(x) for x in _inputs(batch)]
+    calls = {}
     for name, fn in (("fwd", fwd), ("grad", grad)):
         t0 = time.perf_counter()
         compiled = fn.lower(*args).compile()
         figures[f"jax_{name}_compile_s_b{batch}"] = time.perf_counter() - t0
-        jax.block_until_ready(compiled(*args))  # warm-up
-        figures[f"jax_{name}_ms_b{batch}"] = _median_ms(
-            lambda c=compiled: jax.block_until_ready(c(*args)), repeats
-        )
-    return fwd(*args)
+        calls[name] = lambda c=compiled: jax.block_until_ready(c(*args))
+    return calls
 
 
 def _smplx_model(model):
@@ -101,7 +110,8 @@ def _smplx_model(model):
     return smpl, torch
 
 
-def _time_smplx(smpl, torch, batch, repeats, figures):
+def _smplx_calls(smpl, torch, batch):
+    """{"fwd": call, "grad": call} of smplx on this batch."""
     betas, pose, transl = (torch.from_numpy(x) for x in _inputs(batch))
     pose = pose.reshape(batch, 72)
 
@@ -118,10 +128,7 @@ def _time_smplx(smpl, torch, batch, repeats, figures):
         loss.backward()
         return loss
 
-    for name, fn in (("fwd", forward), ("grad", grad)):
-        fn()  # warm-up
-        figures[f"smplx_{name}_ms_b{batch}"] = _median_ms(fn, repeats)
-    return forward()
+    return {"fwd": forward, "grad": grad}
 
 
 def main(argv):
@@ -133,9 +140,19 @@ def main(argv):
     }
     model = bm.mannequin()
     smpl, torch = _smplx_model(model)
-    batches = [int(b) for b in _BATCH_SIZES.value]
-    for batch in batches:
-        out = _time_jax(model, batch, _REPEATS.value, figures)
+    on_cpu = jax.default_backend() == "cpu"
+    for batch in [int(b) for b in _BATCH_SIZES.value]:
+        jax_calls = _compile_jax(model, batch, figures)
+        calls = {f"jax_{k}": c for k, c in jax_calls.items()}
+        if smpl is not None:
+            smplx_calls = _smplx_calls(smpl, torch, batch)
+            if on_cpu:
+                calls.update({f"smplx_{k}": c for k, c in smplx_calls.items()})
+        times = _interleaved(calls, _REPEATS.value)
+        for name, (wall_ms, cpu_ms) in times.items():
+            side, kind = name.split("_")
+            figures[f"{side}_{kind}_ms_b{batch}"] = wall_ms
+            figures[f"{side}_{kind}_cpu_ms_b{batch}"] = cpu_ms
         line = (
             f"batch {batch:4d}: jax fwd {figures[f'jax_fwd_ms_b{batch}']:8.2f} ms "
             f"(compile {figures[f'jax_fwd_compile_s_b{batch}']:.2f} s), "
@@ -143,12 +160,14 @@ def main(argv):
             f"(compile {figures[f'jax_grad_compile_s_b{batch}']:.2f} s)"
         )
         if smpl is not None:
-            ref = _time_smplx(smpl, torch, batch, _REPEATS.value, figures)
+            out, ref = jax_calls["fwd"](), smplx_calls["fwd"]()
             diff = max(
                 np.abs(np.asarray(out.vertices) - ref.vertices.numpy()).max(),
                 np.abs(np.asarray(out.joints) - ref.joints[:, :24].numpy()).max(),
             )
             figures[f"max_abs_diff_vs_smplx_m_b{batch}"] = float(diff)
+            line += f" | max |diff| vs smplx {diff:.1e} m"
+        if smpl is not None and on_cpu:
             for name in ("fwd", "grad"):
                 ratio = figures[f"smplx_{name}_ms_b{batch}"] / figures[f"jax_{name}_ms_b{batch}"]
                 figures[f"speedup_vs_smplx_{name}_b{batch}"] = ratio
@@ -156,7 +175,7 @@ def main(argv):
                 f" | smplx fwd {figures[f'smplx_fwd_ms_b{batch}']:8.2f} ms, fwd+grad "
                 f"{figures[f'smplx_grad_ms_b{batch}']:8.2f} ms | speed-up fwd "
                 f"{figures[f'speedup_vs_smplx_fwd_b{batch}']:.2f}x, fwd+grad "
-                f"{figures[f'speedup_vs_smplx_grad_b{batch}']:.2f}x | max |diff| {diff:.1e} m"
+                f"{figures[f'speedup_vs_smplx_grad_b{batch}']:.2f}x"
             )
         print(line, flush=True)
     figures["load_avg_1min_end"] = os.getloadavg()[0]

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from body_models import rotations
+from body_models import rotations, skinning
 
 
 @functools.partial(jax.tree_util.register_dataclass)
@@ -224,12 +224,10 @@ def lbs(
     joints = jnp.stack(t_world)  # [J, 3]
 
     # Skinning: A_j maps rest-pose points to posed points: x -> R_j (x - J_j) + G_j.t, stored as
-    # [J, 4, 3] = (columns of R_j, translation) so the per-vertex transform needs no small matmuls
-    # (a batched [V] x (3x3 @ 3) dot_general runs as V tiny GEMMs on CPU).
+    # [J, 4, 3] = (columns of R_j, translation); `skinning.skin` has a hand-written VJP.
     t_skin = joints - jnp.einsum("jab,jb->ja", R_world, J_rest)
     A = jnp.concatenate([jnp.swapaxes(R_world, 1, 2), t_skin[:, None, :]], axis=1)  # [J, 4, 3]
-    T = jnp.einsum("vj,jkc->kvc", model.lbs_weights, A)  # [4, V, 3]
-    verts = T[0] * v_posed[:, 0:1] + T[1] * v_posed[:, 1:2] + T[2] * v_posed[:, 2:3] + T[3]
+    verts = skinning.skin(model.lbs_weights, A, v_posed)
 
     if transl is not None:
         transl = jnp.asarray(transl, dtype)
