@@ -23,9 +23,16 @@ from typing import Any
 
 import numpy as np
 
+from body_models.errors import InputError
+
 
 class UnsafePickleError(pickle.UnpicklingError):
     """A pickle referenced a global outside the allow-list."""
+
+
+class UnsafePickleFileError(InputError, UnsafePickleError):
+    """`UnsafePickleError` naming the file (`<file>: (file): expected ..., found ...`): an input
+    error, so the binaries print one line (`body_models.load_model` raises it)."""
 
 
 class ChumpyStandIn:

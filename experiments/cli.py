@@ -6,8 +6,9 @@
         cli.run(main)
 
 Bad input (`josh_jax.errors.InputError`, a missing file) prints one line,
-`error: <file>: <field>: expected ..., found ...`, on stderr and exits with status 2; `--verbose`
-shows the traceback instead. Anything else is a bug and keeps its traceback.
+`error: <file>: <field>: expected ..., found ...`, on stderr and exits with status 2; so does a bad
+flag (`error: command line: ...`). `--verbose` shows the traceback instead. Anything else is a bug
+and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -69,6 +70,18 @@ def guard(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
     return guarded
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing with a bad flag (unknown, malformed, failing its validator, a config
+    file that does not load) as one line on stderr and exit status 2, not the usage text."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        if "--verbose" in argv:
+            raise
+        print(f"error: command line: {one_line(e)}", file=sys.stderr)
+        sys.exit(2)
+
+
 def run(main: Callable[[list[str]], None]) -> None:
-    """`app.run(main)`, with input errors as one line on stderr and exit status 2."""
-    app.run(guard(main))
+    """`app.run(main)`, with flag and input errors as one line on stderr and exit status 2."""
+    app.run(guard(main), flags_parser=parse_flags)

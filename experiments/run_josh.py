@@ -11,11 +11,17 @@ r"""Run JOSH on one clip, a batch of clips, or (with no input) a built-in synthe
     # A batch (optimized together: one jit(vmap) program over the clips, sharded over devices)
     python -m experiments.run_josh --clips='clips/*.npz' --out=out/josh --config.stage1.iters=200
 
-Outputs per clip `<stem>` (the input's file name without `.npz`), chosen by --writers (default
-npz,glb,amass,tum,mp4; docs/outputs.md): `<stem>.npz` (the Result), `<stem>.glb` (animated glTF),
-`<stem>.person<p>.amass.npz`, `<stem>.tum.txt`, `<stem>.mp4`; always `<stem>.metrics.json` when
-the clip has ground truth and `summary.json` for the run. Files are written under temporary names and
-renamed; nothing else in --out is touched. Bad input: one line on stderr, exit status 2.
+Outputs per clip `<stem>` (the input's path relative to the inputs' common folder, without `.npz`;
+one input: its file name), chosen by --writers (default npz,glb,amass,tum,mp4; docs/outputs.md):
+`<stem>.npz` (the Result), `<stem>.glb` (animated glTF), `<stem>.person<p>.amass.npz`,
+`<stem>.tum.txt`, `<stem>.mp4`; always `<stem>.metrics.json` when the clip has ground truth,
+`<stem>.manifest.json` (the complete set, written last) and `summary.json` (merged with earlier
+runs' entries). Each clip's files appear together (a result set); previous outputs are replaced
+only with --overwrite; nothing else in --out is touched. --out is checked before any work.
+
+Bad input: one line on stderr, exit status 2 (docs/robustness.md). In a batch, a clip that is
+refused is skipped and reported (summary.json, the table) while the others are written; the exit
+status is then 2. Results that look wrong are written and reported as `suspect`.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from ml_collections import config_flags
 
 from experiments import cli
 from experiments.configs import josh as josh_config
-from josh_jax import pipeline, synthetic
+from josh_jax import pipeline, preflight, synthetic
 from josh_jax.clip import load_any
 from josh_jax.errors import InputError
 from josh_jax.io import outputs
@@ -60,6 +66,8 @@ _WRITERS = flags.DEFINE_list(
 flags.register_validator(
     "writers", lambda names: set(names) <= set(outputs.WRITERS),
     f"--writers: expected names among {', '.join(outputs.WRITERS)}")
+_OVERWRITE = flags.DEFINE_boolean(
+    "overwrite", False, "Replace previous outputs of the same clips in --out (else: refused).")
 _VERTICES = flags.DEFINE_enum("vertices", "float16", ["float16", "float32", "none"],
                               "How to store vertices_world in the .npz.")
 
@@ -79,20 +87,42 @@ def input_paths() -> list[str]:
     return []
 
 
-def load_items(paths: list[str]) -> list[tuple]:
-    """(stem, clip, gt or None) per input; the built-in synthetic clip when there is none."""
+def output_stems(paths: list[str]) -> list[str]:
+    """The output name of each input: its path relative to the inputs' common folder, without
+    `.npz` (one input: its file name), so that inputs never share outputs."""
+    bases = [os.path.splitext(os.path.abspath(os.path.normpath(p)))[0] for p in paths]
+    if len(bases) == 1:
+        return [os.path.basename(bases[0])]
+    root = os.path.commonpath([os.path.dirname(b) for b in bases])
+    return [os.path.relpath(b, root) for b in bases]
+
+
+def load_items(paths: list[str], stems: list[str], config) -> tuple[list[tuple], list[dict]]:
+    """(stem, clip, gt or None) per good input, and the summary entries of refused ones.
+
+    Each input is loaded and checked on its own (`josh_jax.preflight`); with one input (--clip) a
+    refusal is raised, in a batch it is reported and the input skipped. No input: the built-in
+    synthetic clip.
+    """
     if not paths:
         clip, gt = synthetic.generate_clip(_SYNTHETIC_CONFIG.value, _SEED.value)
         logging.info("[load] built-in synthetic clip (seed %d): %s", _SEED.value, clip.describe())
-        return [(f"synthetic_seed{_SEED.value}", clip, gt)]
-    items = []
-    for path in paths:
-        clip, gt = load_any(path, frontend=_FRONTEND.value, allow_pickle=_ALLOW_PICKLE.value)
-        stem = os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
+        return [(f"synthetic_seed{_SEED.value}", clip, gt)], []
+    items, skipped = [], []
+    for path, stem in zip(paths, stems, strict=True):
+        try:
+            clip, gt = load_any(path, frontend=_FRONTEND.value, allow_pickle=_ALLOW_PICKLE.value,
+                                limits=config.limits)
+            preflight.check_clip(clip, config, path)
+        except (InputError, FileNotFoundError) as e:
+            if len(paths) == 1:
+                raise
+            skipped.append(pipeline.skipped_entry(stem, cli.one_line(e), source=path))
+            continue
         items.append((stem, clip, gt))
         logging.info("[load] %s: %s%s", path, clip.describe(),
                      f"; ground truth: {', '.join(gt.present())}" if gt is not None else "")
-    return items
+    return items, skipped
 
 
 def main(argv):
@@ -103,10 +133,15 @@ def main(argv):
         preset = "default" if paths else "fast"
         config = josh_config.get_config(preset)
         logging.info("config: experiments/configs/josh.py:%s", preset)
+    stems = output_stems(paths) if paths else [f"synthetic_seed{_SEED.value}"]
+    outputs.check_destination(_OUT.value, stems, overwrite=_OVERWRITE.value, inputs=paths)
 
     t0 = time.perf_counter()
-    items = load_items(paths)
+    items, skipped = load_items(paths, stems, config)
     logging.info("[load] done in %.1f s", time.perf_counter() - t0)
+    if not items:
+        raise InputError(_CLIPS.value, "--clips", "at least one usable clip",
+                         f"none of {len(paths)} ({skipped[0]['problems'][0]})")
     body_names = sorted({str(clip.body_model) for _, clip, _ in items})
     if len(body_names) != 1:
         raise InputError(_CLIPS.value, "body_model", "one body model for the batch",
@@ -116,9 +151,15 @@ def main(argv):
 
     summaries = pipeline.run_and_write(
         items, config, body_model, out_dir=_OUT.value, writers=_WRITERS.value,
-        vertices=_VERTICES.value)
+        vertices=_VERTICES.value, overwrite=_OVERWRITE.value, skipped=skipped)
     print(pipeline.summary_table(summaries))
     print(f"outputs in {os.path.abspath(_OUT.value)} (total {time.perf_counter() - t0:.1f} s)")
+    bad = [s for s in summaries if s["status"] in ("skipped", "failed")]
+    if bad:
+        raise InputError(_OUT.value + "/summary.json", "clips",
+                         f"every clip reconstructed ({len(summaries) - len(bad)} of "
+                         f"{len(summaries)} were)", f"{bad[0]['status']} {bad[0]['clip']}: "
+                         f"{bad[0]['problems'][0]}")
 
 
 if __name__ == "__main__":

@@ -29,10 +29,10 @@ LIBRARY = ("josh_jax", "body_models", "losses", "trainers")
 JOSH_JAX_STAGES = (
     ("foundations", ("josh_jax", "josh_jax.errors", "josh_jax.interpolation", "josh_jax.geometry",
                      "josh_jax.convex", "josh_jax.io.atomic")),
-    ("clip", ("josh_jax.clip",)),
+    ("clip", ("josh_jax.clip", "josh_jax.preflight")),
     ("prepare", ("josh_jax.prepare",)),
     ("optimize", ("josh_jax.optimize",)),
-    ("result", ("josh_jax.result", "josh_jax.world")),
+    ("result", ("josh_jax.result", "josh_jax.world", "josh_jax.result_checks")),
     ("outputs", ("josh_jax.io", "josh_jax.evaluate", "josh_jax.metrics")),
     ("pipeline", ("josh_jax.pipeline",)),
 )

@@ -85,13 +85,20 @@ def test_summary_table_lists_clips_and_terms():
         {"clip": "a", "timings": {"prepare_s": 1.0, "optimize_s": 2.5}, "nan": False,
          "final_losses": {"total": 1.25, "scale": 0.5}, "metrics": {"wa_mpjpe_sim3_mm": 42.0}},
         {"clip": "bb", "timings": {"prepare_s": 1.0, "optimize_s": 1.0}, "nan": True,
-         "diverged": True, "final_losses": {"total": 3.0}, "metrics": None},
+         "diverged": True, "final_losses": {"total": 3.0}, "metrics": None,
+         "status": "suspect", "problems": ["vertices_world: expected finite vertices, found 3"]},
+        pipeline.skipped_entry("c/bad", "c/bad.npz: fps: expected a frame rate in [1, 1000]"),
     ]
     table = pipeline.summary_table(summaries).splitlines()
     assert "L_total" in table[0] and "L_scale" in table[0] and "WA mm" in table[0]
     assert table[0].split()[3:5] == ["nan", "diverged"]  # after "clip", "time s"
-    assert table[2].split()[:5] == ["a", "3.5", "no", "no", "1.25"]
-    assert table[3].split()[:4] == ["bb", "2.0", "yes", "yes"] and table[3].split()[-1] == "-"
+    assert table[0].split()[-1] == "status"
+    assert table[2].split()[:5] == ["a", "3.5", "no", "no", "1.25"] and table[2].split()[-1] == "ok"
+    assert table[3].split()[:4] == ["bb", "2.0", "yes", "yes"] and table[3].split()[-2:] == [
+        "-", "suspect"]
+    assert table[4].split()[0] == "c/bad" and table[4].split()[-1] == "skipped"
+    assert table[5] == "suspect: bb: vertices_world: expected finite vertices, found 3"
+    assert table[6] == "skipped: c/bad: c/bad.npz: fps: expected a frame rate in [1, 1000]"
 
 
 def _run_josh(args, timeout=300):
@@ -113,7 +120,8 @@ def test_run_josh_cli_end_to_end(tiny, tmp_path):
     (out / "tiny_clip.npz").write_bytes(b"a previous result, to be replaced")
     proc = _run_josh([f"--clip={clip_path}", f"--out={out}",
                       f"--config={os.path.join(REPO, 'experiments/configs/josh.py')}:fast",
-                      "--config.stage1.iters=6", "--config.stage2.iters=3", "--writers=npz,glb,amass,tum"])
+                      "--config.stage1.iters=6", "--config.stage2.iters=3", "--writers=npz,glb,amass,tum",
+                      "--overwrite"])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for stage in ("[load]", "[prepare]", "[optimize]", "[result]", "[write]"):
         assert stage in proc.stderr, stage  # absl progress log
@@ -122,7 +130,8 @@ def test_run_josh_cli_end_to_end(tiny, tmp_path):
     assert (out / "keep.txt").read_text() == "user file"
     assert sorted(os.listdir(out)) == sorted([
         "keep.txt", "tiny_clip.npz", "tiny_clip.glb", "tiny_clip.tum.txt",
-        "tiny_clip.person0.amass.npz", "tiny_clip.metrics.json", "summary.json"])
+        "tiny_clip.person0.amass.npz", "tiny_clip.metrics.json", "tiny_clip.manifest.json",
+        "summary.json", ".josh.lock"])
     res = load_result_npz(str(out / "tiny_clip.npz"))
     F = int(clip.frame_index[-1] - clip.frame_index[0] + 1)
     assert res.T_world_cam.shape == (F, 4, 4) and res.joints_world.shape[:2] == (1, F)
@@ -134,6 +143,10 @@ def test_run_josh_cli_end_to_end(tiny, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["clips"][0]["clip"] == "tiny_clip"
     assert summary["clips"][0]["iters_run"] == [6, 3]
+    assert summary["clips"][0]["status"] in ("ok", "suspect")
+    manifest = json.loads((out / "tiny_clip.manifest.json").read_text())
+    assert sorted(manifest["files"]) == sorted(
+        f for f in os.listdir(out) if f.startswith("tiny_clip.") and "manifest" not in f)
 
 
 @pytest.mark.slow
@@ -145,5 +158,5 @@ def test_run_josh_bad_clip_is_one_line_and_exit_2(tmp_path):
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (
         f"error: {bad}: (file): expected an .npz archive (np.savez), found unreadable file "
-        "(ValueError)")
+        "(BadZipFile)")
     assert not (tmp_path / "out").exists()

@@ -103,6 +103,36 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # Move each body along its camera ray by exp(track log scale + frame log offset).
     c.depth_along_ray = True
 
+    # --- input limits and plausibility (josh_jax/preflight.py; docs/robustness.md) ---
+    # Checked before anything is allocated: npz members from their zip and .npy headers, clip
+    # dimensions from the headers, the frame span from `frame_index`, the memory of the
+    # optimisation and the result from the bucketed shapes (before compiling).
+    c.limits = ml_collections.ConfigDict(
+        dict(
+            max_member_mb=4096,  # declared (inflated) size of one npz member
+            max_file_mb=8192,  # declared size of all members of one npz
+            # A member over `ratio_min_mb` inflating more than `max_compression_ratio` times its
+            # compressed size is refused (zip bomb); real clips compress ~2-100x.
+            max_compression_ratio=200,
+            ratio_min_mb=64,
+            max_frames=2048,  # T keyframes
+            max_frame_span=20000,  # F video frames covered (last - first frame_index + 1)
+            min_image_size=16,  # H and W, pixels
+            max_image_size=4096,
+            max_pairs=65536,  # E
+            max_matches_per_pair=65536,  # M
+            max_tracks=64,  # P
+            max_vertices=100000,  # V (contact columns)
+            max_memory_gb=64.0,  # estimated peak of optimisation + result per batch
+            # Plausibility at load.
+            rotation_tol=1e-2,  # max |R^T R - I| and |det R - 1| of every HMR rotation
+            max_abs_beta=10.0,  # shape coefficients (SMPL: a few units)
+            min_positive_depth=0.5,  # fraction of confident scene pixels with z > 0
+            min_fps=1.0,
+            max_fps=1000.0,
+        )
+    )
+
     # --- outputs ---
     c.output_scene_stride = 2  # pixel step of the dense scene points stored in the Result
 

@@ -14,14 +14,23 @@
 | `viewer` | `<stem>.viewer.html`: self-contained offline viewer | yes |
 
 `<stem>.metrics.json` is written whenever metrics are given.
+
+`write_result_set` writes them as one result set (`josh_jax.io.atomic.result_set`): all files
+of the clip appear together, listed by `<stem>.manifest.json` (written last); a stem with folders
+(`a/clip`) writes under `out_dir/a/`.
 """
 
 from __future__ import annotations
 
+import glob
 import os
+import re
+import tempfile
 from collections.abc import Sequence
 
+from josh_jax.errors import InputError
 from josh_jax.io import amass, gltf, viewer
+from josh_jax.io.atomic import read_manifest, result_set
 from josh_jax.io.preview import write_preview_mp4
 from josh_jax.io.report import write_json
 from josh_jax.io.result_npz import save_result_npz
@@ -76,3 +85,90 @@ def write_all(out_dir: str, stem: str, result: Result, *,
     if metrics is not None:
         written["metrics"] = write_json(base + ".metrics.json", metrics)
     return written
+
+
+# The file names of a clip's outputs: "<stem>" + one of these (docs/outputs.md).
+_OUTPUT_SUFFIX = re.compile(
+    r"^\.(npz|glb|static\.glb|ply|tum\.txt|mp4|viewer\.html|metrics\.json|person\d+\.amass\.npz"
+    r"|manifest\.json)$")
+
+
+def existing_outputs(out_dir: str, stem: str) -> list[str]:
+    """Paths of the outputs of `stem` already in `out_dir` (any writer's file, or its manifest)."""
+    folder, name = os.path.split(os.path.join(out_dir, stem))
+    if not os.path.isdir(folder):
+        return []
+    found = []
+    for path in sorted(glob.glob(os.path.join(glob.escape(folder), glob.escape(name) + ".*"))):
+        if _OUTPUT_SUFFIX.match(os.path.basename(path)[len(name):]) and os.path.isfile(path):
+            found.append(path)
+    manifest = read_manifest(folder, name)
+    if manifest:
+        found += [os.path.join(folder, f) for f in manifest["files"]
+                  if os.path.join(folder, f) not in found and os.path.exists(os.path.join(folder, f))]
+    return sorted(found)
+
+
+def write_result_set(out_dir: str, stem: str, result: Result, **kwargs) -> dict[str, str]:
+    """`write_all` into a staging folder, then the whole set moved into place at once.
+
+    Any previous outputs of `stem` are replaced as a whole (the caller decides whether that is
+    allowed). Returns {kind: final path}; `kwargs` as in `write_all`.
+    """
+    folder, name = os.path.split(os.path.join(out_dir, stem))
+    old = [os.path.basename(p) for p in existing_outputs(out_dir, stem)]
+    with result_set(folder, name, old_files=old) as staging:
+        written = write_all(staging, name, result, **kwargs)
+    return {kind: os.path.join(folder, os.path.relpath(path, staging))
+            for kind, path in written.items()}
+
+
+def check_destination(out_dir: str, stems: Sequence[str], *, overwrite: bool = False,
+                      inputs: Sequence[str] = ()) -> None:
+    """Refuses, before any work, an output folder the outputs of `stems` cannot go to.
+
+    Checks: `out_dir` is a folder (or can be created) and is writable; no two stems are equal; no
+    output would replace an input; no stem already has outputs there unless `overwrite`.
+
+    Raises:
+      InputError: naming `--out` (or the clip) and what was found.
+    """
+    _check_writable(out_dir)
+    seen: dict[str, int] = {}
+    for i, stem in enumerate(stems):
+        if stem in seen:
+            raise InputError(out_dir, "--out", "one output name per input",
+                             f"inputs {seen[stem]} and {i} both named {stem!r}")
+        seen[stem] = i
+    inputs_abs = {os.path.realpath(p) for p in inputs}
+    for stem in stems:
+        base = os.path.join(out_dir, stem)
+        for suffix in (".npz", ".glb", ".tum.txt", ".mp4", ".metrics.json", ".manifest.json"):
+            if os.path.realpath(base + suffix) in inputs_abs:
+                raise InputError(base + suffix, "--out", "outputs apart from the inputs",
+                                 "an output that would replace its input")
+        if not overwrite and (old := existing_outputs(out_dir, stem)):
+            raise InputError(out_dir, "--out", f"no previous outputs of {stem!r} (pass "
+                             "--overwrite to replace them)",
+                             f"{len(old)} file(s), e.g. {os.path.basename(old[0])}")
+
+
+def _check_writable(out_dir: str) -> None:
+    """`out_dir` an existing writable folder, or creatable under a writable folder."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise InputError(out_dir, "--out", "a folder", "an existing file")
+    probe_dir = out_dir
+    while not os.path.exists(probe_dir):
+        parent = os.path.dirname(os.path.abspath(probe_dir))
+        if parent == os.path.abspath(probe_dir):
+            break
+        probe_dir = parent
+    if not os.path.isdir(probe_dir):
+        raise InputError(out_dir, "--out", "a folder under a folder",
+                         f"{probe_dir} is a file")
+    try:
+        with tempfile.TemporaryFile(dir=probe_dir):
+            pass
+    except OSError as e:
+        raise InputError(out_dir, "--out", "a writable folder",
+                         f"{probe_dir} not writable ({e.strerror})") from None

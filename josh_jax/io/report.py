@@ -24,6 +24,11 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def jsonable(value: Any) -> Any:
+    """`value` with numpy arrays and scalars turned into lists and numbers (JSON-safe)."""
+    return _jsonable(value)
+
+
 def write_json(path: str, data: dict[str, Any]) -> str:
     """`data` (numbers, arrays, nested dicts) as indented JSON, written atomically."""
     text = json.dumps(_jsonable(data), indent=1, sort_keys=True, allow_nan=True)

@@ -22,6 +22,7 @@ def load_any(
     *,
     frontend: str | os.PathLike | None = None,
     allow_pickle: bool = False,
+    limits=None,
 ) -> tuple[Clip, GroundTruth | None]:
     """Loads a clip from any supported layout, detected automatically.
 
@@ -30,6 +31,8 @@ def load_any(
       `import_reference_clip`;
     - a folder: JOSH's preprocessing folder, with the front-end npz `frontend`
       (default `folder/frontend.npz`); `allow_pickle` as in `import_josh_folder`.
+
+    `limits` (`config.limits`, or None) bounds the `.npz` before it is inflated (`read_npz`).
 
     Returns:
       (clip, gt): gt is None when the source has no ground truth.
@@ -40,8 +43,8 @@ def load_any(
     path = os.fspath(path)
     if os.path.isdir(path):
         fe = os.fspath(frontend) if frontend is not None else os.path.join(path, "frontend.npz")
-        return import_josh_folder(path, fe, allow_pickle=allow_pickle), None
-    arrays = read_npz(path)
+        return import_josh_folder(path, fe, allow_pickle=allow_pickle, limits=limits), None
+    arrays = read_npz(path, limits)
     if "format_version" in arrays:
         clip, gt = validate_arrays(arrays, source=path)
         logging.info("Loaded %s: %s", path, clip.describe())

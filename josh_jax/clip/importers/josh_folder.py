@@ -153,6 +153,7 @@ def import_josh_folder(
     *,
     allow_pickle: bool = False,
     body_model: str = "smpl_neutral",
+    limits=None,
 ) -> Clip:
     """JOSH's preprocessing folder plus the user's front-end npz -> a validated Clip.
 
@@ -168,6 +169,7 @@ def import_josh_folder(
       frontend: path of the front-end `.npz` (or its arrays); keys in `docs/clip_format.md`.
       allow_pickle: opt in to unpickling the TRAM files (only for folders you trust).
       body_model: the body the TRAM parameters belong to.
+      limits: `config.limits` bounding the front-end `.npz` before it is inflated, or None.
 
     Returns:
       The clip (no ground truth). Frames where a track has no TRAM row have `smpl_valid` False,
@@ -179,7 +181,7 @@ def import_josh_folder(
       ClipFormatError / FileNotFoundError: bad or missing input.
     """
     folder = os.fspath(folder)
-    fe, fe_source = _read_frontend(frontend)
+    fe, fe_source = _read_frontend(frontend, limits)
     pointmaps = np.asarray(fe["pointmaps"])
     T, H, W = pointmaps.shape[:3]
     frame_index = np.asarray(fe["frame_index"]).reshape(-1)
@@ -220,13 +222,13 @@ def import_josh_folder(
     return clip
 
 
-def _read_frontend(frontend) -> tuple[dict[str, np.ndarray], str]:
+def _read_frontend(frontend, limits=None) -> tuple[dict[str, np.ndarray], str]:
     """The front end's arrays and their source name, with the required keys checked."""
     if isinstance(frontend, Mapping):
         fe, fe_source = dict(frontend), "<front-end arrays>"
     else:
         fe_source = os.fspath(frontend)
-        fe = read_npz(fe_source)
+        fe = read_npz(fe_source, limits)
     for key in FRONTEND_REQUIRED:
         if key not in fe:
             raise ClipFormatError(fe_source, key, "a required front-end key", "no such key")
