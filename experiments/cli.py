@@ -78,8 +78,20 @@ def parse_flags(argv: list[str]) -> list[str]:
     except flags.Error as e:
         if "--verbose" in argv:
             raise
-        print(f"error: command line: {one_line(e)}", file=sys.stderr)
+        print(f"error: command line: {flag_error_line(e)}", file=sys.stderr)
         sys.exit(2)
+
+
+def flag_error_line(error: Exception) -> str:
+    """One line for a flag error; a traceback embedded in it (ml_collections' config files) is
+    cut to its last line, the exception."""
+    text = str(error)
+    marker = "Traceback (most recent call last):"
+    if marker in text:
+        head, tail = text.split(marker, 1)
+        lines = [ln.strip() for ln in tail.splitlines() if ln.strip()]
+        text = f"{head.strip()} {lines[-1] if lines else ''}"
+    return " ".join(text.split())
 
 
 def run(main: Callable[[list[str]], None]) -> None:

@@ -4,7 +4,9 @@ r"""Writes N synthetic clips (with ground truth) and a contact-sheet PNG per cli
         --out=/tmp/synthetic --num_clips=4 --seed=0
 
 Clip k uses seed `seed + k` and is written to `<out>/clip_<k:04d>.npz` with its preview
-`<out>/clip_<k:04d>.png`. Existing files are not overwritten unless --overwrite is given.
+`<out>/clip_<k:04d>.png` (files 0644, written atomically). --out and the clip names are checked
+before any work: existing files are not overwritten unless --overwrite is given. Bad input: one
+line on stderr, exit status 2.
 """
 
 import os
@@ -16,6 +18,7 @@ from ml_collections import config_flags
 from experiments import cli
 from josh_jax.clip import save_clip
 from josh_jax.errors import InputError
+from josh_jax.io import outputs
 from josh_jax.synthetic import generate_clip
 from josh_jax.synthetic.preview import contact_sheet
 
@@ -31,13 +34,18 @@ _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace clips that already e
 def run(config, out: str, num_clips: int, seed: int, preview: bool = True,
         overwrite: bool = False) -> list[str]:
     """Generates the clips; returns the written `.npz` paths."""
-    os.makedirs(out, exist_ok=True)
-    written = []
-    for k in tqdm.trange(num_clips, desc="synthetic clips", unit="clip"):
-        path = os.path.join(out, f"clip_{k:04d}.npz")
+    if num_clips < 1:
+        raise InputError("command line", "--num_clips", "at least 1", str(num_clips))
+    outputs.check_writable_folder(out)
+    paths = [os.path.join(out, f"clip_{k:04d}.npz") for k in range(num_clips)]
+    for path in paths:  # before any work
         if os.path.exists(path) and not overwrite:
             raise InputError(path, "(file)", "a new file (pass --overwrite to replace it)",
                              "an existing file")
+    os.makedirs(out, exist_ok=True)
+    written = []
+    for k in tqdm.trange(num_clips, desc="synthetic clips", unit="clip"):
+        path = paths[k]
         clip, gt = generate_clip(config, seed + k)
         save_clip(path, clip, gt)
         if preview:

@@ -23,7 +23,7 @@ from absl import flags
 from experiments import cli
 from josh_jax import pipeline
 from josh_jax.errors import InputError
-from josh_jax.io import viewer
+from josh_jax.io import outputs, viewer
 from josh_jax.io.result_npz import ResultFormatError, load_result_npz
 
 _RESULT = flags.DEFINE_string("result", None, "Result .npz written by run_josh / run_human3r.")
@@ -58,6 +58,10 @@ def _load():
 
 def main(argv):
     del argv
+    if _RECORD.value:
+        if os.path.isdir(_RECORD.value):
+            raise InputError(_RECORD.value, "--record", "an .html file name", "a folder")
+        outputs.check_writable_folder(os.path.dirname(os.path.abspath(_RECORD.value)), "--record")
     result, body_model = _load()
     if _RECORD.value:
         frame = _FRAME.value

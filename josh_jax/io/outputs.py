@@ -133,7 +133,7 @@ def check_destination(out_dir: str, stems: Sequence[str], *, overwrite: bool = F
     Raises:
       InputError: naming `--out` (or the clip) and what was found.
     """
-    _check_writable(out_dir)
+    check_writable_folder(out_dir)
     seen: dict[str, int] = {}
     for i, stem in enumerate(stems):
         if stem in seen:
@@ -153,10 +153,14 @@ def check_destination(out_dir: str, stems: Sequence[str], *, overwrite: bool = F
                              f"{len(old)} file(s), e.g. {os.path.basename(old[0])}")
 
 
-def _check_writable(out_dir: str) -> None:
-    """`out_dir` an existing writable folder, or creatable under a writable folder."""
+def check_writable_folder(out_dir: str, flag: str = "--out") -> None:
+    """`out_dir` an existing writable folder, or creatable under a writable folder.
+
+    Raises:
+      InputError: naming `flag` and what was found (an existing file, a read-only folder).
+    """
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise InputError(out_dir, "--out", "a folder", "an existing file")
+        raise InputError(out_dir, flag, "a folder", "an existing file")
     probe_dir = out_dir
     while not os.path.exists(probe_dir):
         parent = os.path.dirname(os.path.abspath(probe_dir))
@@ -164,11 +168,11 @@ def _check_writable(out_dir: str) -> None:
             break
         probe_dir = parent
     if not os.path.isdir(probe_dir):
-        raise InputError(out_dir, "--out", "a folder under a folder",
+        raise InputError(out_dir, flag, "a folder under a folder",
                          f"{probe_dir} is a file")
     try:
         with tempfile.TemporaryFile(dir=probe_dir):
             pass
     except OSError as e:
-        raise InputError(out_dir, "--out", "a writable folder",
+        raise InputError(out_dir, flag, "a writable folder",
                          f"{probe_dir} not writable ({e.strerror})") from None
