@@ -176,8 +176,9 @@ def test_batch_isolates_bad_clips_and_never_collides(tmp_path, tiny):
 
     # A second run into the same folder: refused before any work, nothing replaced.
     before = _digest(out / "a" / "x.npz")
-    proc = _run("experiments.run_josh", [f"--clips={clips}/a/*.npz", f"--out={out}"] + FAST)
-    _one_line_error(proc, "--out: expected no previous outputs of 'x' (pass --overwrite")
+    proc = _run("experiments.run_josh", [f"--clips={clips}/*/*.npz", f"--out={out}"] + FAST)
+    _one_line_error(proc, "--out: expected no previous outputs of 'a/x' (pass --overwrite")
+    assert "[load]" not in proc.stderr
     assert _digest(out / "a" / "x.npz") == before
 
 
