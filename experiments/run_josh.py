@@ -125,6 +125,27 @@ def load_items(paths: list[str], stems: list[str], config) -> tuple[list[tuple],
     return items, skipped
 
 
+def check_bodies(items: list[tuple], skipped: list[dict], body_model,
+                 sources: dict[str, str]) -> tuple[list[tuple], list[dict]]:
+    """Each clip's contact / joints / betas sized for the body (`preflight.check_clip_body`);
+    one input: raised, a batch: the clip skipped."""
+    kept = []
+    for stem, clip, gt in items:
+        source = sources.get(stem, stem)
+        try:
+            preflight.check_clip_body(clip, body_model, source)
+        except InputError as e:
+            if len(items) + len(skipped) == 1:
+                raise
+            skipped = skipped + [pipeline.skipped_entry(stem, cli.one_line(e), source=source)]
+            continue
+        kept.append((stem, clip, gt))
+    if not kept:
+        raise InputError(_CLIPS.value, "--clips", "at least one usable clip",
+                         f"none ({skipped[0]['problems'][0]})")
+    return kept, skipped
+
+
 def main(argv):
     del argv
     paths = input_paths()
@@ -148,6 +169,7 @@ def main(argv):
                          f"{body_names}")
     body_model = pipeline.resolve_body_model(
         body_names[0], cli.body_model_path(body_names[0], _BODY_MODEL.value))
+    items, skipped = check_bodies(items, skipped, body_model, dict(zip(stems, paths)))
 
     summaries = pipeline.run_and_write(
         items, config, body_model, out_dir=_OUT.value, writers=_WRITERS.value,

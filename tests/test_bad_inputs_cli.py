@@ -198,3 +198,13 @@ def test_make_synthetic_modes_and_refusals(tmp_path):
     (tmp_path / "f").write_text("x")
     _one_line_error(_run("experiments.make_synthetic", args[:1] + [f"--out={tmp_path / 'f'}"]),
                     "--out: expected a folder, found an existing file")
+
+
+def test_contacts_for_another_body_are_refused_before_prepare(tmp_path, tiny):
+    clip, _ = tiny
+    path = _save_arrays(tmp_path / "c100.npz", clip,
+                        contact=np.zeros(clip.contact.shape[:2] + (100,), np.float32))
+    proc = _run("experiments.run_josh", [f"--clip={path}", f"--out={tmp_path / 'out'}"] + FAST)
+    _one_line_error(proc, f"{path}: contact: expected one column per body vertex (V=6890",
+                    "found V=100")
+    assert "[prepare]" not in proc.stderr and not (tmp_path / "out").exists()
