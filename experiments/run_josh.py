@@ -169,7 +169,8 @@ def main(argv):
                          f"{body_names}")
     body_model = pipeline.resolve_body_model(
         body_names[0], cli.body_model_path(body_names[0], _BODY_MODEL.value))
-    items, skipped = check_bodies(items, skipped, body_model, dict(zip(stems, paths)))
+    items, skipped = check_bodies(items, skipped, body_model,
+                                  dict(zip(stems, paths, strict=True)) if paths else {})
 
     summaries = pipeline.run_and_write(
         items, config, body_model, out_dir=_OUT.value, writers=_WRITERS.value,

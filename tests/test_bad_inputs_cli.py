@@ -208,3 +208,8 @@ def test_contacts_for_another_body_are_refused_before_prepare(tmp_path, tiny):
     _one_line_error(proc, f"{path}: contact: expected one column per body vertex (V=6890",
                     "found V=100")
     assert "[prepare]" not in proc.stderr and not (tmp_path / "out").exists()
+
+
+def test_view_record_destination_checked_first(tmp_path):
+    proc = _run("experiments.view", ["--result=/nonexistent.npz", "--record=/proc/x.html"])
+    _one_line_error(proc, "/proc: --record: expected a writable folder")

@@ -18,18 +18,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KINDS = ("npz", "glb", "tum.txt", "mp4", "metrics.json")
 
 # Writes versions start, start+1, ... of the set "c" forever; each file starts with its version.
-WRITER = r"""
+WRITER = rf"""
 import os, sys
 from josh_jax.io import atomic
 out, start = sys.argv[1], int(sys.argv[2])
 version = start
 while True:
     with atomic.result_set(out, "c") as staging:
-        for kind in {kinds!r}:
+        for kind in {KINDS!r}:
             with open(os.path.join(staging, "c." + kind), "wb") as f:
                 f.write(f"v{{version}} ".encode() + os.urandom(256 * 1024))
     version += 1
-""".format(kinds=KINDS)
+"""
 
 
 def _start_writer(out, start):
