@@ -87,16 +87,6 @@ def input_paths() -> list[str]:
     return []
 
 
-def output_stems(paths: list[str]) -> list[str]:
-    """The output name of each input: its path relative to the inputs' common folder, without
-    `.npz` (one input: its file name), so that inputs never share outputs."""
-    bases = [os.path.splitext(os.path.abspath(os.path.normpath(p)))[0] for p in paths]
-    if len(bases) == 1:
-        return [os.path.basename(bases[0])]
-    root = os.path.commonpath([os.path.dirname(b) for b in bases])
-    return [os.path.relpath(b, root) for b in bases]
-
-
 def load_items(paths: list[str], stems: list[str], config) -> tuple[list[tuple], list[dict]]:
     """(stem, clip, gt or None) per good input, and the summary entries of refused ones.
 
@@ -154,7 +144,7 @@ def main(argv):
         preset = "default" if paths else "fast"
         config = josh_config.get_config(preset)
         logging.info("config: experiments/configs/josh.py:%s", preset)
-    stems = output_stems(paths) if paths else [f"synthetic_seed{_SEED.value}"]
+    stems = outputs.output_names(paths) if paths else [f"synthetic_seed{_SEED.value}"]
     outputs.check_destination(_OUT.value, stems, overwrite=_OVERWRITE.value, inputs=paths)
 
     t0 = time.perf_counter()

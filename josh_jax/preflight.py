@@ -151,8 +151,9 @@ def check_clip_body(clip: Clip, body_model: body_models.BodyModel, source: str) 
                               f"coefficients for body {clip.body_model!r}", f"B={B}")
 
 
-# Working memory of one optimisation step relative to the problem's own size (parameters,
-# Adam moments, gradients and the per-residual temporaries); measured ~3-6x on CPU.
+# Working memory of the optimisation relative to the problem's own size: parameters, Adam moments,
+# gradients and per-residual temporaries. A rough allowance (not a measurement): the check is
+# meant to refuse inputs orders of magnitude too big, before compiling, not to predict the peak.
 _OPTIMIZE_FACTOR = 8
 
 

@@ -272,10 +272,9 @@ def test_result_problems():
 
 
 def test_output_names_are_unique_paths_relative_to_the_common_root():
-    from experiments.run_josh import output_stems
-    assert output_stems(["a/x.npz"]) == ["x"]
-    assert output_stems(["d/a/x.npz", "d/b/x.npz", "d/y.npz"]) == ["a/x", "b/x", "y"]
-    assert output_stems(["c/p.npz", "c/q.npz"]) == ["p", "q"]
+    assert outputs.output_names(["a/x.npz"]) == ["x"]
+    assert outputs.output_names(["d/a/x.npz", "d/b/x.npz", "d/y.npz"]) == ["a/x", "b/x", "y"]
+    assert outputs.output_names(["c/p.npz", "c/q.npz"]) == ["p", "q"]
 
 
 def test_destination_checked_before_any_work(tmp_path):

@@ -87,8 +87,8 @@ LOCK_NAME = ".josh.lock"
 STAGING_PREFIX = ".josh-staging."
 JOURNAL_PREFIX = ".josh-commit."
 MANIFEST_SUFFIX = ".manifest.json"
-# Temporary files of `atomic_write`: ".<name>.<random>.tmp[.ext]".
-_TMP_FILE = re.compile(r"^\..+\.tmp(\.[A-Za-z0-9.]+)?$")
+# Temporary files of `atomic_write`: ".<name>.<8 random characters of mkstemp>.tmp[.ext]".
+_TMP_FILE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[A-Za-z0-9.]+)?$")
 
 
 @contextlib.contextmanager

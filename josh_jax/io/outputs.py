@@ -123,6 +123,16 @@ def write_result_set(out_dir: str, stem: str, result: Result, **kwargs) -> dict[
             for kind, path in written.items()}
 
 
+def output_names(paths: Sequence[str]) -> list[str]:
+    """The output name (stem) of each input: its path relative to the inputs' common folder,
+    without the extension (one input: its file name), so that inputs never share outputs."""
+    bases = [os.path.splitext(os.path.abspath(os.path.normpath(p)))[0] for p in paths]
+    if len(bases) == 1:
+        return [os.path.basename(bases[0])]
+    root = os.path.commonpath([os.path.dirname(b) for b in bases])
+    return [os.path.relpath(b, root) for b in bases]
+
+
 def check_destination(out_dir: str, stems: Sequence[str], *, overwrite: bool = False,
                       inputs: Sequence[str] = ()) -> None:
     """Refuses, before any work, an output folder the outputs of `stems` cannot go to.
