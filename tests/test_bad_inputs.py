@@ -102,6 +102,13 @@ def test_header_claiming_more_data_than_present_is_reported_as_such(tmp_path, co
     assert "pickle" not in message
 
 
+def test_member_that_is_not_an_array_is_refused(tmp_path, config):
+    path = tmp_path / "extra.npz"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("notes.txt", b"hello")
+    assert "only .npy members" in _refusal(path, config, "notes.txt")
+
+
 def test_pickled_object_array_is_refused_without_unpickling(tmp_path, config):
     path = tmp_path / "obj.npz"
     np.savez(path, pointmaps=np.array([{"a": 1}, None], dtype=object))

@@ -85,9 +85,12 @@ def read_npz_headers(path: str | os.PathLike, limits=None) -> dict[str, MemberHe
         raise ClipFormatError(path, "(file)", "an .npz archive (np.savez)", found) from None
     headers = {}
     with zf:
-        infos = [i for i in zf.infolist() if i.filename.endswith(".npy")]
+        infos = [i for i in zf.infolist() if not i.is_dir()]
         _check_declared_sizes(path, infos, limits)
         for info in infos:
+            if not info.filename.endswith(".npy"):
+                raise ClipFormatError(path, info.filename, "only .npy members (np.savez)",
+                                      "another file in the archive")
             headers[info.filename[:-4]] = _member_header(path, zf, info)
     return headers
 
@@ -111,7 +114,7 @@ def _check_declared_sizes(path: str, infos: list[zipfile.ZipInfo], limits) -> No
     mb = 1024 * 1024
     total = 0
     for info in infos:
-        key = info.filename[:-4]
+        key = info.filename.removesuffix(".npy")
         total += info.file_size
         if info.file_size > limits.max_member_mb * mb:
             raise ClipFormatError(
