@@ -1,4 +1,10 @@
-"""Reading and writing clip `.npz` files (no pickles), validated on the way in and out."""
+"""Reading and writing clip `.npz` files (no pickles), validated on the way in and out.
+
+Reading checks the zip directory and every member's `.npy` header first (`read_npz_headers`,
+`check_header_dims`): with `limits` (`config.limits`), an oversized or zip-bombed member, or a
+clip dimension over its limit, is refused before any array is inflated; a header that claims more
+data than its member holds is always refused (docs/robustness.md).
+"""
 
 from __future__ import annotations
 
