@@ -164,6 +164,9 @@ def test_batch_isolates_bad_clips_and_never_collides(tmp_path, tiny):
     summary = {s["clip"]: s for s in json.loads((out / "summary.json").read_text())["clips"]}
     assert sorted(summary) == ["a/x", "b/x", "c/corrupt", "c/nan", "c/zero_rot"]
     assert summary["a/x"]["status"] in ("ok", "suspect") and summary["a/x"]["outputs"]
+    with np.load(out / "a" / "x.npz") as npz:  # the status travels with the result
+        assert str(npz["diag_status"]) == summary["a/x"]["status"]
+        assert list(npz["diag_problems"]) == summary["a/x"]["problems"]
     assert summary["c/nan"]["status"] == "skipped"
     assert "pointmaps: expected finite values" in summary["c/nan"]["problems"][0]
     assert "smpl_global_orient: expected rotation" in summary["c/zero_rot"]["problems"][0]
