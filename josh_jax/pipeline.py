@@ -105,8 +105,8 @@ def check_batch_memory(prepared: list, clips: Sequence[Clip], config, body_model
         return
     need = preflight.check_memory([p for p, _ in prepared], clips, body_model, limits,
                                   source=f"batch of {len(clips)} clip(s)")
-    logging.info("[prepare] estimated peak memory %.2f GB (limit %g GB)", need / 2**30,
-                 limits.max_memory_gb)
+    logging.info("[prepare] estimated peak memory %.2f GB (limit %.1f GB)", need / 2**30,
+                 preflight.memory_limit_bytes(limits) / 2**30)
 
 
 def _optimize_and_assemble(clips: Sequence[Clip], prepared: list, config, body_model,

@@ -12,6 +12,7 @@ Every limit and tolerance is `config.limits` (experiments/configs/josh.py); ever
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import jax
@@ -159,31 +160,46 @@ _OPTIMIZE_FACTOR = 8
 
 def estimate_memory_bytes(problems: Sequence, clips: Sequence[Clip],
                           body_model: body_models.BodyModel) -> int:
-    """Rough peak bytes of optimising `problems` (bucketed shapes) and assembling their results.
+    """Rough peak bytes of optimising `problems` (bucketed shapes) and assembling and writing
+    their results.
 
-    The result holds, per video frame and track, posed vertices (float32, plus the float16 copy
-    written to the npz and the interpolation temporaries: ~3 copies).
+    Per video frame and track the result and its writers hold ~8 float32 copies of the posed
+    vertices (the result, interpolation temporaries, the npz's float16 copy, the glb's buffers):
+    calibrated on issue 11's trial, where a 20000-frame span peaked at 12 GB (~0.6 MB per frame
+    and track for 6890 vertices).
     """
     problem_bytes = sum(int(np.prod(np.shape(x))) * np.dtype(x.dtype).itemsize
                         for p in problems for x in jax.tree.leaves(p))
     result_bytes = 0
     for clip in clips:
         P = clip.smpl_valid.shape[0]
-        per_frame = P * (body_model.num_vertices * 3 * 4 * 3 + 64 * 4 * 9) + 2 * 16 * 4
+        per_frame = P * (body_model.num_vertices * 3 * 4 * 8 + 64 * 4 * 9) + 2 * 16 * 4
         result_bytes += frame_span(clip) * per_frame + clip.pointmaps.nbytes * 2
     return problem_bytes * _OPTIMIZE_FACTOR + result_bytes
 
 
+def memory_limit_bytes(limits) -> int:
+    """`limits.max_memory_gb`, or 80 % of this machine's physical memory when it is 0."""
+    if limits.max_memory_gb > 0:
+        return int(limits.max_memory_gb * _GB)
+    try:
+        return int(0.8 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # not reported on this system
+        return 2**62
+
+
 def check_memory(problems: Sequence, clips: Sequence[Clip], body_model, limits,
                  source: str) -> int:
-    """`estimate_memory_bytes` against `limits.max_memory_gb`; returns the estimate (bytes).
+    """`estimate_memory_bytes` against `memory_limit_bytes(limits)`; returns the estimate (bytes).
 
     Raises:
       InputError: over the limit (naming the limit and the estimate).
     """
     need = estimate_memory_bytes(problems, clips, body_model)
-    if need > limits.max_memory_gb * _GB:
-        raise InputError(source, "(memory)", f"an estimated peak of at most "
-                         f"limits.max_memory_gb={limits.max_memory_gb:g} GB",
-                         f"{need / _GB:.1f} GB for {len(clips)} clip(s)")
+    limit = memory_limit_bytes(limits)
+    if need > limit:
+        raise InputError(source, "(memory)", f"an estimated peak of at most {limit / _GB:.1f} GB "
+                         f"(limits.max_memory_gb={limits.max_memory_gb:g}; 0: 80% of the RAM)",
+                         f"{need / _GB:.1f} GB for {len(clips)} clip(s) (frame spans "
+                         f"{[frame_span(c) for c in clips]})")
     return need

@@ -161,8 +161,15 @@ def test_memory_estimate_over_the_limit(tiny):
     assert need >= F * model.num_vertices * 3 * 4  # at least the result's vertices
     limits = types.SimpleNamespace(max_memory_gb=need / 2**30 / 2)
     with pytest.raises(InputError, match=r"^batch: \(memory\): expected an estimated peak of at "
-                                         r"most limits.max_memory_gb="):
+                                         r"most .* GB \(limits.max_memory_gb="):
         preflight.check_memory([], [clip], model, limits, "batch")
+    # 0: a share of this machine's memory.
+    assert 0 < preflight.memory_limit_bytes(types.SimpleNamespace(max_memory_gb=0.0)) < 2**62
+    # The trial's 20000-frame span (12 GB peak measured) is estimated at that order.
+    fi20k = np.asarray(clip.frame_index).copy()
+    fi20k[-1] = 20000
+    est = preflight.estimate_memory_bytes([], [dataclasses.replace(clip, frame_index=fi20k)], model)
+    assert 8 * 2**30 < est < 20 * 2**30
     # Long clips grow the estimate with their frame span, before anything is compiled.
     fi = np.asarray(clip.frame_index).copy()
     fi[-1] = 100_000

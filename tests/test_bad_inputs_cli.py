@@ -80,6 +80,19 @@ def test_huge_frame_span_bounded_memory_and_time(tmp_path, tiny, last):
     assert _digest(path) == before and not (tmp_path / "out").exists()
 
 
+def test_memory_estimate_refuses_before_compiling(tmp_path, tiny):
+    clip, gt = tiny
+    fi = np.asarray(clip.frame_index).copy()
+    fi[-1] = 15000  # within limits.max_frame_span, too big for 2 GB
+    path = _save_arrays(tmp_path / "long.npz", clip, frame_index=fi)
+    proc = _run("experiments.run_josh", [f"--clip={path}", f"--out={tmp_path / 'out'}",
+                                         *FAST[:1], "--config.limits.max_memory_gb=2"],
+                timeout=180, memory_gb=3)
+    _one_line_error(proc, "(memory): expected an estimated peak of at most 2.0 GB",
+                    "frame spans [15001]")
+    assert "[optimize]" not in proc.stderr
+
+
 def test_zip_bomb_bounded_memory_and_time(tmp_path):
     path = tmp_path / "bomb.npz"
     header = {"descr": "<f4", "fortran_order": False, "shape": (256, 1024, 1024, 3)}

@@ -123,7 +123,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             max_matches_per_pair=65536,  # M
             max_tracks=64,  # P
             max_vertices=100000,  # V (contact columns)
-            max_memory_gb=64.0,  # estimated peak of optimisation + result per batch
+            # Estimated peak of optimisation + results per batch; 0: 80 % of the RAM.
+            max_memory_gb=0.0,
             # Plausibility at load.
             rotation_tol=1e-2,  # max |R^T R - I| and |det R - 1| of every HMR rotation
             max_abs_beta=10.0,  # shape coefficients (SMPL: a few units)
