@@ -1,0 +1,69 @@
+"""josh_jax.quality: inputs that blind the method and unconverged stages mark a result suspect."""
+
+import types
+
+import numpy as np
+from absl.testing import absltest
+
+from experiments.configs import josh as josh_config
+from josh_jax import quality
+
+
+def _clip(confidence=3.0, contact=1.0, T=3, H=8, W=12, P=1, V=20):
+    return types.SimpleNamespace(
+        confidence=np.full((T, H, W), confidence, np.float32),
+        human_mask=np.zeros((T, H, W), bool),
+        contact=np.full((P, T, V), contact, np.float32),
+        smpl_valid=np.ones((P, T), bool),
+    )
+
+
+def _converged_curve(n=100):
+    return np.stack([10.0 * np.exp(-np.arange(n) / 5.0) + 1.0] * 6, -1)
+
+
+class QualityTest(absltest.TestCase):
+    def setUp(self):
+        super().setUp()
+        self.config = josh_config.get_config("default")
+
+    def _problems(self, clip, curves=(None, None)):
+        diag = quality.input_diagnostics(clip, self.config)
+        curves = [_converged_curve() if c is None else c for c in curves]
+        diag["stage_rel_change"] = [quality.stage_convergence(c) for c in curves]
+        return quality.quality_problems(diag, self.config.quality)
+
+    def test_good_clip_not_suspect(self):
+        self.assertEqual(self._problems(_clip()), [])
+        self.assertEqual(quality.input_warnings(_clip(), self.config), [])
+
+    def test_all_zero_and_all_one_confidences_suspect(self):
+        for conf in (0.0, 1.0):
+            problems = self._problems(_clip(confidence=conf))
+            self.assertLen(problems, 1)
+            self.assertIn("trusted scene pixels", problems[0])
+            with self.assertLogs(level="WARNING"):
+                warnings = quality.input_warnings(_clip(confidence=conf), self.config)
+            self.assertIn("confidence:", warnings[0])
+
+    def test_no_contacts_suspect(self):
+        problems = self._problems(_clip(contact=0.0))
+        self.assertEqual(len(problems), 1)
+        self.assertIn("track 0", problems[0])
+        with self.assertLogs(level="WARNING"):
+            self.assertIn("contact:", quality.input_warnings(_clip(contact=0.0), self.config)[0])
+
+    def test_unconverged_stage_suspect(self):
+        ramp = np.stack([np.linspace(10.0, 5.0, 100)] * 6, -1)
+        problems = self._problems(_clip(), curves=(None, ramp))
+        self.assertLen(problems, 1)
+        self.assertIn("stage 2 not converged", problems[0])
+
+    def test_nan_and_diverged_reported(self):
+        diag = quality.input_diagnostics(_clip(), self.config)
+        diag.update(nan=True, diverged=True)
+        self.assertLen(quality.quality_problems(diag, self.config.quality), 2)
+
+
+if __name__ == "__main__":
+    absltest.main()
