@@ -64,6 +64,38 @@ def stage_convergence(curve: np.ndarray) -> float:
     return float(abs(total[-1] - total[-1 - back]) / max(abs(total[-1]), 1e-12))
 
 
+def result_diagnostics(clip, solver_diagnostics, config) -> dict[str, np.ndarray]:
+    """The quality keys stored in `Result.diagnostics` (npz `diag_quality_*`).
+
+    quality_trusted_fraction float32[], quality_contacts_per_track int32[P],
+    quality_stage_rel_change float32[2] (`stage_convergence` of each stage's curve).
+    """
+    diag = input_diagnostics(clip, config)
+    return {
+        "quality_trusted_fraction": np.float32(diag["trusted_fraction"]),
+        "quality_contacts_per_track": np.asarray(diag["contacts_per_track"], np.int32),
+        "quality_stage_rel_change": np.asarray(
+            [stage_convergence(solver_diagnostics.curve_stage1),
+             stage_convergence(solver_diagnostics.curve_stage2)], np.float32),
+    }
+
+
+def result_quality_problems(result_diagnostics: Mapping[str, object], thresholds) -> list[str]:
+    """`quality_problems` of a Result's diagnostics (keys of `result_diagnostics`; [] without)."""
+    if "quality_trusted_fraction" not in result_diagnostics:
+        return []
+    return quality_problems(
+        {
+            "trusted_fraction": float(np.asarray(result_diagnostics["quality_trusted_fraction"])),
+            "contacts_per_track": np.asarray(
+                result_diagnostics["quality_contacts_per_track"]).tolist(),
+            "stage_rel_change": np.asarray(
+                result_diagnostics["quality_stage_rel_change"]).tolist(),
+        },
+        thresholds,
+    )
+
+
 def quality_problems(diagnostics: Mapping[str, object], thresholds) -> list[str]:
     """Reasons a result is suspect ([] = none), one short sentence each.
 

@@ -7,6 +7,8 @@ from absl.testing import absltest
 
 from experiments.configs import josh as josh_config
 from josh_jax import quality
+from josh_jax.clip import load_any
+from tests.paths import SMALL_CLIP
 
 
 def _clip(confidence=3.0, contact=1.0, T=3, H=8, W=12, P=1, V=20):
@@ -63,6 +65,32 @@ class QualityTest(absltest.TestCase):
         diag = quality.input_diagnostics(_clip(), self.config)
         diag.update(nan=True, diverged=True)
         self.assertLen(quality.quality_problems(diag, self.config.quality), 2)
+
+    def test_reference_clip_inputs_are_good_and_broken_copies_are_not(self):
+        clip, _ = load_any(SMALL_CLIP)
+        thresholds = self.config.quality
+        good = quality.input_diagnostics(clip, self.config)
+        self.assertEqual(quality.quality_problems(good, thresholds), [])
+        self.assertGreater(good["trusted_fraction"], 0.5)
+        for broken, field in (
+            (clip.replace(confidence=np.zeros_like(clip.confidence)), "trusted scene pixels"),
+            (clip.replace(confidence=np.ones_like(clip.confidence)), "trusted scene pixels"),
+            (clip.replace(contact=np.zeros_like(clip.contact)), "contact vertices"),
+        ):
+            problems = quality.quality_problems(quality.input_diagnostics(broken, self.config),
+                                                thresholds)
+            self.assertTrue(any(field in p for p in problems), problems)
+
+    def test_result_diagnostics_round_trip(self):
+        clip = _clip()
+        solver = types.SimpleNamespace(curve_stage1=_converged_curve(),
+                                       curve_stage2=np.stack([np.linspace(10.0, 5.0, 50)] * 6, -1))
+        diag = quality.result_diagnostics(clip, solver, self.config)
+        self.assertEqual(diag["quality_contacts_per_track"].tolist(), [60])
+        problems = quality.result_quality_problems(diag, self.config.quality)
+        self.assertEqual(len(problems), 1)
+        self.assertIn("stage 2", problems[0])
+        self.assertEqual(quality.result_quality_problems({}, self.config.quality), [])
 
 
 if __name__ == "__main__":
