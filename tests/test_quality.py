@@ -56,7 +56,7 @@ class QualityTest(absltest.TestCase):
             self.assertIn("contact:", quality.input_warnings(_clip(contact=0.0), self.config)[0])
 
     def test_unconverged_stage_suspect(self):
-        ramp = np.stack([np.linspace(10.0, 5.0, 100)] * 6, -1)
+        ramp = np.stack([np.linspace(10.0, 1.0, 100)] * 6, -1)
         problems = self._problems(_clip(), curves=(None, ramp))
         self.assertLen(problems, 1)
         self.assertIn("stage 2 not converged", problems[0])
@@ -84,7 +84,7 @@ class QualityTest(absltest.TestCase):
     def test_result_diagnostics_round_trip(self):
         clip = _clip()
         solver = types.SimpleNamespace(curve_stage1=_converged_curve(),
-                                       curve_stage2=np.stack([np.linspace(10.0, 5.0, 50)] * 6, -1))
+                                       curve_stage2=np.stack([np.linspace(10.0, 1.0, 50)] * 6, -1))
         diag = quality.result_diagnostics(clip, solver, self.config)
         self.assertEqual(diag["quality_contacts_per_track"].tolist(), [60])
         problems = quality.result_quality_problems(diag, self.config.quality)
