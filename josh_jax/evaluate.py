@@ -20,7 +20,6 @@ from josh_jax import metrics
 from josh_jax.clip import GroundTruth
 from josh_jax.result import Result
 
-
 # SMPL ankles and feet (toes): the points whose GT stillness marks a foot contact.
 FOOT_JOINTS = (7, 8, 10, 11)
 

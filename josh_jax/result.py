@@ -34,8 +34,7 @@ import numpy as np
 from jaxtyping import Array
 
 from josh_jax import geometry as geo
-from josh_jax import quality
-from josh_jax import world
+from josh_jax import quality, world
 from josh_jax.errors import format_message
 
 WORLD_CONVENTION = "first_keyframe_camera"
