@@ -20,6 +20,9 @@ from josh_jax import metrics
 from josh_jax.clip import GroundTruth
 from josh_jax.result import Result
 
+# SMPL ankles and feet (toes): the points whose GT stillness marks a foot contact.
+FOOT_JOINTS = (7, 8, 10, 11)
+
 
 def evaluate(result: Result, gt: GroundTruth, body_model=None) -> dict[str, Any]:
     """Metrics of a result against ground truth.
@@ -27,8 +30,8 @@ def evaluate(result: Result, gt: GroundTruth, body_model=None) -> dict[str, Any]
     Keyframes: `wa_mpjpe_sim3_mm`, `w_mpjpe_first_frame_aligned_mm`, `human_sim3_scale_pred_to_gt`,
     `human_scale_err`, `pa_mpjpe_mm`, `cam_ate_sim3_m`, `focal_final_rel_err`, `focal_err`. When
     per-video-frame GT exists (`gt_joints_world_all`, `gt_T_world_cam_all`), every valid frame:
-    W-MPJPE / WA-MPJPE (100-frame chunks), PA-MPJPE, RTE (pelvis joint), jitter, camera ATE under
-    `all_*`.
+    W-MPJPE / WA-MPJPE (100-frame chunks), PA-MPJPE, RTE (pelvis joint), jitter, foot sliding (on
+    the ankle and foot joints FOOT_JOINTS), camera ATE under `all_*`.
 
     Args:
       result: the Result.
@@ -43,7 +46,7 @@ def evaluate(result: Result, gt: GroundTruth, body_model=None) -> dict[str, Any]
     if gt_joints is not None:
         out.update(_keyframe_human_metrics(result, gt_joints))
     if gt.gt_joints_world_all is not None and gt.gt_frame_index is not None and result.num_tracks:
-        out.update(_every_frame_metrics(result, gt))
+        out.update(every_frame_metrics(result, gt))
     return out
 
 
@@ -118,7 +121,7 @@ def _keyframe_human_metrics(result: Result, gt_joints: np.ndarray) -> dict[str, 
     return out
 
 
-def _every_frame_metrics(result: Result, gt: GroundTruth) -> dict[str, Any]:
+def every_frame_metrics(result: Result, gt: GroundTruth) -> dict[str, Any]:
     """The community protocol on every valid video frame with ground truth (`all_*`)."""
     rows = {int(f): i for i, f in enumerate(np.asarray(gt.gt_frame_index))}
     frames = np.asarray(result.frame_index)
@@ -141,7 +144,11 @@ def _every_frame_metrics(result: Result, gt: GroundTruth) -> dict[str, Any]:
             "all_pa_mpjpe_mm": metrics.pa_mpjpe(pred, ref),
             "all_rte_pct": metrics.rte(pred[:, 0], ref[:, 0]),
             "all_jitter_10ms3": metrics.jitter(pred, float(result.fps)),
+            "all_foot_sliding_mm": metrics.foot_sliding(
+                pred[:, FOOT_JOINTS], ref[:, FOOT_JOINTS]),
         }
+        if not np.isfinite(vals["all_foot_sliding_mm"]):
+            del vals["all_foot_sliding_mm"]  # no GT foot contact in this track
         for k, v in vals.items():
             acc.setdefault(k, []).append((n, v))
     out: dict[str, Any] = {

@@ -35,6 +35,7 @@ from josh_jax.io.atomic import recover, update_json
 from josh_jax.io.outputs import DEFAULT_WRITERS, write_result_set
 from josh_jax.io.report import jsonable
 from josh_jax.result import Result, make_result
+from josh_jax.quality import result_quality_problems
 from josh_jax.result_checks import result_problems
 
 
@@ -200,7 +201,7 @@ def run_and_write(items: Sequence[tuple[str, Clip, GroundTruth | None]], config,
         outs = _optimize_and_assemble([clip for _, clip, _ in ready], prepared, config,
                                       body_model, prepare_s)
         for item, (result, info) in zip(ready, outs, strict=True):
-            summaries.append(_evaluate_and_write(item, result, info, body_model, out_dir,
+            summaries.append(_evaluate_and_write(item, result, info, body_model, config, out_dir,
                                                  writers=writers, vertices=vertices))
     merge_summary(os.path.join(out_dir, "summary.json"), summaries)
     return summaries
@@ -240,9 +241,11 @@ def _prepare_each(items, config, body_model, summaries: list) -> tuple[list, lis
     return ready, prepared, prepare_s
 
 
-def clip_problems(result: Result, body_model) -> list[str]:
-    """Why a result is suspect (empty: it is not): result checks and the optimizer's flags."""
+def clip_problems(result: Result, body_model, quality_thresholds) -> list[str]:
+    """Why a result is suspect (empty: it is not): result checks, quality thresholds
+    (`config.quality`, `josh_jax.quality`) and the optimizer's flags."""
     problems = result_problems(result, body_model)
+    problems += result_quality_problems(result.diagnostics, quality_thresholds)
     if bool(np.asarray(result.diagnostics["nan"])):
         problems.append("diagnostics: nan: expected no NaN, found NaN met (last finite "
                         "parameters kept)")
@@ -259,11 +262,11 @@ def with_status(result: Result, problems: Sequence[str]) -> Result:
     return dataclasses.replace(result, diagnostics=diagnostics)
 
 
-def _evaluate_and_write(item, result: Result, info: dict, body_model, out_dir: str, *,
+def _evaluate_and_write(item, result: Result, info: dict, body_model, config, out_dir: str, *,
                         writers, vertices) -> dict[str, Any]:
     """Checks, evaluates and writes one clip's result set; its summary entry."""
     stem, _, gt = item
-    problems = clip_problems(result, body_model)
+    problems = clip_problems(result, body_model, config.quality)
     for p in problems:
         logging.warning("[result] %s is suspect: %s", stem, p)
     result = with_status(result, problems)

@@ -34,7 +34,7 @@ import numpy as np
 from jaxtyping import Array
 
 from josh_jax import geometry as geo
-from josh_jax import world
+from josh_jax import quality, world
 from josh_jax.errors import format_message
 
 WORLD_CONVENTION = "first_keyframe_camera"
@@ -350,6 +350,7 @@ def make_result(clip, problem, solution, body_model, config, *, info,
         "focal": np.float32(focal),
         "curve_columns": np.asarray(curve_columns),
     }
+    diagnostics.update(quality.result_diagnostics(clip, sol.diagnostics, config))
     return assemble_result(
         keyframe_index=np.asarray(clip.frame_index),
         T_world_cam_key=sol.T_world_cam[:T],

@@ -2,11 +2,13 @@
 reference run's keyframe metrics (shared/reference JSON) recomputed from its stored outputs."""
 
 import os
+import types
 
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from josh_jax import evaluate as evaluate_mod
 from josh_jax import metrics as M
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "metrics_reference_keyframes.npz")
@@ -261,3 +263,24 @@ def test_reference_metrics_reproduce_reference_json():
         np.testing.assert_allclose(got[key], float(d["ref_" + key]), rtol=1e-7, err_msg=key)
     np.testing.assert_allclose(got["human_scale_err"], abs(1 - float(d["ref_human_sim3_scale_pred_to_gt"])),
                                rtol=1e-9)
+
+
+def test_evaluate_reports_foot_sliding_on_every_frame():
+    """`all_foot_sliding_mm` (docs/outputs.md) is the foot joints' slide where the GT foot is still."""
+    rng = np.random.default_rng(0)
+    F = 12
+    gt = np.zeros((1, F, 24, 3))
+    gt[0, :, :, 0] = np.arange(F)[:, None] * 0.1  # body walks 10 cm per frame
+    feet = list(evaluate_mod.FOOT_JOINTS)
+    gt[0][:, feet] = 0.0  # ... with its feet planted
+    gt += rng.normal(0, 1e-4, gt.shape)
+    pred = gt.copy()
+    pred[0][:, feet, 0] += np.arange(F)[:, None] * 0.005  # feet slide 5 mm per frame
+    frames = np.arange(F)
+    result = types.SimpleNamespace(
+        frame_index=frames, smpl_valid=np.ones((1, F), bool), joints_world=pred[:, :, :24],
+        fps=30.0, num_tracks=1, T_world_cam=np.tile(np.eye(4), (F, 1, 1)))
+    gt_obj = types.SimpleNamespace(gt_frame_index=frames, gt_joints_world_all=gt,
+                                   gt_T_world_cam_all=None)
+    out = evaluate_mod.every_frame_metrics(result, gt_obj)
+    np.testing.assert_allclose(out["all_foot_sliding_mm"], 5.0, rtol=0.05)

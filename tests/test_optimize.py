@@ -239,6 +239,7 @@ def test_clip_with_people_but_no_contacts_warns_and_runs(small, model, caplog):
     with caplog.at_level(logging.WARNING):
         pn = prep.prepare(clip.replace(contact=np.zeros_like(clip.contact)), cfg, model)
     assert "no contact-scale entry" in caplog.text
+    assert "contact: track 0 has no vertex above contact_thres" in caplog.text
     sol = _run(pn, cfg)
     assert not bool(sol.diagnostics.nan)
     curve = np.asarray(sol.diagnostics.curve_stage1)

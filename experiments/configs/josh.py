@@ -134,6 +134,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         )
     )
 
+    # --- quality (josh_jax.quality.quality_problems: a result past any of these is `suspect`) ---
+    c.quality = ml_collections.ConfigDict(
+        dict(
+            min_trusted_fraction=0.05,  # share of pixels with conf - conf_offset > conf_thres
+            min_contacts_per_track=1,  # contact-labelled vertices (contact > contact_thres)
+            max_stage_rel_change=0.15,  # |loss(last) - loss(last 10 %)| / |loss(last)| per stage
+            # (uncalibrated on the sweep; the default preset on the small reference clip: 0.09, 0.03)
+        )
+    )
+
     # --- outputs ---
     c.output_scene_stride = 2  # pixel step of the dense scene points stored in the Result
 

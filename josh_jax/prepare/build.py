@@ -40,6 +40,7 @@ from josh_jax.prepare.problem import (
     StaticPairs,
     TrackInit,
 )
+from josh_jax.quality import input_warnings
 
 NUM_JOINTS = 24
 # The focal is clipped to these multiples of the image diagonal (docs/method.md §2.3).
@@ -89,6 +90,7 @@ def prepare(clip, config, body_model=None, *, return_info: bool = False):
       ValueError: disconnected match graph, image size not a multiple of the anchor step, or a
         clip larger than a fixed (non-growing) bucket.
     """
+    input_warnings(clip, config)  # absl warnings for inputs that leave the method blind
     human_mask = None if config.reference_compat else clip.human_mask
     views = canonical_views(
         clip.pointmaps,
