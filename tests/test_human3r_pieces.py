@@ -1,0 +1,98 @@
+"""Human3R pieces against the PyTorch reference vectors (tests/data/human3r_tiny_forward.npz).
+
+Tolerance: per array max |jax - torch| <= 1e-4 x max |torch|; detections exactly equal.
+"""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from tests.paths import DATA
+from trainers.human3r import detect, tracking
+
+VECTORS = os.path.join(DATA, "human3r_tiny_forward.npz")
+
+
+@pytest.fixture(scope="module")
+def ref():
+    return dict(np.load(VECTORS))
+
+
+def _close(got, want):
+    want = np.asarray(want)
+    tol = 1e-4 * max(float(np.abs(want).max()), 1e-12)
+    np.testing.assert_allclose(np.asarray(got), want, rtol=0, atol=tol)
+
+
+def _config(ref):
+    return json.loads(str(ref["config_json"]))
+
+
+@pytest.mark.parametrize("run", ["plain_", "demo_"])
+def test_pad_image_matches_reference(ref, run):
+    imgs, want = ref[run + "in_imgs"], ref[run + "in_img_mhmr"]
+    res = want.shape[-1]
+    for t in range(imgs.shape[0]):
+        _close(detect.pad_image(jnp.asarray(imgs[t, 0]), res), want[t, 0])
+
+
+@pytest.mark.parametrize("run", ["plain_", "ttt3r_", "demo_"])
+def test_nms_and_detections_match_reference(ref, run):
+    logits = ref[run + "det_logits"]
+    views, g = logits.shape[0], ref[run + "det_scores_nms"].shape[-1]
+    for t in range(views):
+        scores = detect.nms_scores(jnp.asarray(logits[t, 0, :, 0]).reshape(g, g))
+        _close(scores, ref[run + "det_scores_nms"][t, 0, 0])
+        cells, valid = detect.detect_heads(scores, 0.3, max_people=4)
+        n = int(ref[run + "n_humans"][t])
+        assert int(valid.sum()) == n
+        want = np.stack([ref[f"{run}f{t}_var_h_id"], ref[f"{run}f{t}_var_w_id"]], -1) if n else \
+            np.zeros((0, 2))
+        np.testing.assert_array_equal(np.asarray(cells)[:n], want)
+        assert not np.asarray(valid)[n:].any()
+
+
+def test_detect_heads_caps_at_max_people():
+    scores = jnp.zeros((4, 4)).at[0, 1].set(0.9).at[2, 0].set(0.5).at[3, 3].set(0.4)
+    cells, valid = detect.detect_heads(scores, 0.3, max_people=2)
+    np.testing.assert_array_equal(np.asarray(cells), [[0, 1], [2, 0]])
+    assert np.asarray(valid).all()
+
+
+@pytest.mark.parametrize("run", ["plain_", "demo_"])
+def test_head_location_and_cut3r_cell_match_reference(ref, run):
+    h, w = ref[run + "in_imgs"].shape[-2:]
+    res = ref[run + "in_img_mhmr"].shape[-1]
+    for t in range(ref[run + "n_humans"].shape[0]):
+        if ref[run + "n_humans"][t] == 0:
+            continue
+        cells = jnp.stack([ref[f"{run}f{t}_var_h_id"], ref[f"{run}f{t}_var_w_id"]], -1)
+        loc = detect.head_locations(cells, jnp.asarray(ref[f"{run}f{t}_var_offset"]), 14)
+        _close(loc, ref[f"{run}f{t}_var_loc"])
+        uv = detect.unpad_uv(jnp.asarray(ref[f"{run}f{t}_var_loc"]), res, h, w)
+        _close(uv, ref[f"{run}f{t}_var_loc_cut3r"])
+        np.testing.assert_array_equal(detect.cut3r_cells(uv), ref[f"{run}f{t}_var_smpl_uv_cut3r"])
+
+
+@pytest.mark.parametrize("run", ["plain_", "ttt3r_", "demo_"])
+def test_sinkhorn_matches_reference_with_padding(ref, run):
+    j = 0
+    while f"{run}sinkhorn{j}_scores" in ref:
+        scores = ref[f"{run}sinkhorn{j}_scores"][0]
+        alpha = float(ref[f"{run}sinkhorn{j}_alpha"])
+        m, n = scores.shape
+        fn = jax.jit(tracking.log_optimal_transport, static_argnums=(1, 2))
+        z = fn(jnp.asarray(scores), alpha, 20, jnp.ones(m, bool), jnp.ones(n, bool))
+        _close(z, ref[f"{run}sinkhorn{j}_Z"][0])
+        padded = jnp.zeros((m + 2, n + 3)).at[:m, :n].set(scores)
+        zp = fn(padded, alpha, 20, jnp.arange(m + 2) < m, jnp.arange(n + 3) < n)
+        zp = np.asarray(zp)
+        block = np.concatenate([np.concatenate([zp[:m, :n], zp[:m, -1:]], 1),
+                                np.concatenate([zp[-1:, :n], zp[-1:, -1:]], 1)], 0)
+        _close(block, ref[f"{run}sinkhorn{j}_Z"][0])
+        j += 1
+    assert j > 0
