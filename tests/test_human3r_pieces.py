@@ -96,3 +96,33 @@ def test_sinkhorn_matches_reference_with_padding(ref, run):
         _close(block, ref[f"{run}sinkhorn{j}_Z"][0])
         j += 1
     assert j > 0
+
+
+@pytest.mark.parametrize("run", ["plain_", "ttt3r_", "demo_"])
+def test_tracking_ids_and_memory_match_reference(ref, run):
+    step = jax.jit(tracking.track_step)
+    memory = tracking.init_memory(slots=6, dim=ref[f"{run}f0_var_smpl_token"].shape[-1])
+    people = 4
+    for t in range(ref[run + "n_humans"].shape[0]):
+        tok = ref[f"{run}f{t}_var_smpl_token"][0]
+        n = tok.shape[0]
+        padded = jnp.zeros((people, tok.shape[1])).at[:n].set(tok)
+        memory, ids = step(memory, padded, jnp.arange(people) < n)
+        np.testing.assert_array_equal(np.asarray(ids)[:n], ref[f"{run}f{t}_smpl_id"][0])
+        assert (np.asarray(ids)[n:] == -1).all()
+        want_ids = ref[f"{run}f{t}_var_last_smpl_id"][0]
+        k = want_ids.shape[0]
+        np.testing.assert_array_equal(np.asarray(memory.ids)[:k], want_ids)
+        assert int(memory.valid.sum()) == k
+        assert int(memory.max_id) == int(ref[f"{run}f{t}_var_max_smpl_id"])
+        _close(np.asarray(memory.tokens)[:k], ref[f"{run}f{t}_var_last_smpl_tk"][0])
+
+
+def test_tracking_empty_frame_keeps_memory(ref):
+    tok = ref["plain_f0_var_smpl_token"][0]
+    memory = tracking.init_memory(slots=4, dim=tok.shape[1])
+    memory, _ = tracking.track_step(memory, jnp.asarray(tok), jnp.ones(tok.shape[0], bool))
+    after, ids = tracking.track_step(memory, jnp.zeros_like(tok), jnp.zeros(tok.shape[0], bool))
+    assert (np.asarray(ids) == -1).all()
+    for a, b in zip(jax.tree.leaves(after), jax.tree.leaves(memory)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
