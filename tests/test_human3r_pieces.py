@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tests.paths import DATA
-from trainers.human3r import detect, tracking
+from trainers.human3r import detect, postprocess, tracking
 
 VECTORS = os.path.join(DATA, "human3r_tiny_forward.npz")
 
@@ -126,3 +126,35 @@ def test_tracking_empty_frame_keeps_memory(ref):
     assert (np.asarray(ids) == -1).all()
     for a, b in zip(jax.tree.leaves(after), jax.tree.leaves(memory)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.fixture(scope="module")
+def weights():
+    return dict(np.load(os.path.join(DATA, "human3r_tiny_state_dict.npz")))
+
+
+def test_dino_pos_embed_interpolation_matches_reference(ref, weights):
+    grid = int(np.sqrt(ref["plain_dino_pos_embed"].shape[1] - 1))
+    got = postprocess.interpolate_pos_embed(jnp.asarray(weights["backbone.encoder.pos_embed"]), grid)
+    _close(got, ref["plain_dino_pos_embed"])
+
+
+@pytest.mark.parametrize("run", ["plain_", "demo_"])
+def test_smpl_head_outputs_match_reference(ref, weights, run):
+    for t in range(ref[run + "n_humans"].shape[0]):
+        if ref[run + "n_humans"][t] == 0:
+            continue
+        pose6 = ref[f"{run}f{t}_decpose_raw"] + weights["downstream_head.init_body_pose"]
+        _close(postprocess.rotmat_from_6d_rows(jnp.asarray(pose6)), ref[f"{run}f{t}_smpl_rotmat"])
+        _close(postprocess.head_translation(jnp.asarray(ref[f"{run}f{t}_deccam_raw"])),
+               ref[f"{run}f{t}_smpl_transl"])
+        _close(ref[f"{run}f{t}_decshape_raw"] + weights["downstream_head.init_betas"],
+               ref[f"{run}f{t}_smpl_shape"])
+
+
+def test_mask_head_pixel_shuffle_matches_reference(ref):
+    logits, want = ref["plain_msk_logits"], ref["plain_msk"]
+    grid = int(np.sqrt(logits.shape[2]))
+    patch = int(np.sqrt(logits.shape[3]))
+    for t in range(logits.shape[0]):
+        _close(postprocess.mask_from_logits(jnp.asarray(logits[t, 0]), grid, patch), want[t, 0, ..., 0])
