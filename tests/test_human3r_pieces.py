@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tests.paths import DATA
-from trainers.human3r import detect, postprocess, tracking
+from trainers.human3r import detect, dinov2, humans, postprocess, tracking
 
 VECTORS = os.path.join(DATA, "human3r_tiny_forward.npz")
 
@@ -158,3 +158,47 @@ def test_mask_head_pixel_shuffle_matches_reference(ref):
     patch = int(np.sqrt(logits.shape[3]))
     for t in range(logits.shape[0]):
         _close(postprocess.mask_from_logits(jnp.asarray(logits[t, 0]), grid, patch), want[t, 0, ..., 0])
+
+
+def test_dino_backbone_and_heads_match_reference(ref, weights):
+    heads = int(_config(ref)["tiny"]["dino_num_heads"])
+    params = dinov2.backbone_from_state_dict(weights)
+    fn = jax.jit(lambda p, x: dinov2.backbone_tokens(p, dinov2.normalize_for_dino(x), heads))
+    for t in range(ref["plain_in_img_mhmr"].shape[0]):
+        _close(dinov2.normalize_for_dino(jnp.asarray(ref["plain_in_img_mhmr"][t, 0])), ref["plain_dino_in"][t, 0])
+        tokens = fn(params, jnp.asarray(ref["plain_in_img_mhmr"][t, 0]))
+        _close(tokens, ref["plain_dino_tokens"][t, 0])
+        tok_ref = jnp.asarray(ref["plain_dino_tokens"][t, 0])
+        _close(dinov2.mlp(weights, tok_ref, "downstream_head.mlp_classif.", "relu"), ref["plain_det_logits"][t, 0])
+        _close(dinov2.mlp(weights, tok_ref, "downstream_head.mlp_msk.mlp.layers."), ref["plain_msk_logits"][t, 0])
+        cat = jnp.asarray(ref[f"plain_f{t}_var_smpl_token_cat"][0])
+        _close(dinov2.mlp(weights, cat, "downstream_head.decpose.mlp.layers."), ref[f"plain_f{t}_decpose_raw"][0])
+        d = ref[f"plain_f{t}_var_smpl_token"].shape[-1]
+        _close(dinov2.mlp(weights, cat[:, :d], "downstream_head.deccam.mlp.layers."), ref[f"plain_f{t}_deccam_raw"][0])
+        fuse_in = jnp.concatenate([ref[f"plain_f{t}_var_feat_central_mhmr"], ref[f"plain_f{t}_var_feat_central_cut3r"]], -1)
+        _close(dinov2.mlp(weights, fuse_in, "downstream_head.mlp_fuse.mlp.layers."), ref[f"plain_f{t}_var_fused_tk"][0])
+        cells = jnp.stack([ref[f"plain_f{t}_var_h_id"], ref[f"plain_f{t}_var_w_id"]], -1)
+        g = int(np.sqrt(tok_ref.shape[0]))
+        feat = tok_ref[cells[:, 0] * g + cells[:, 1]]
+        _close(dinov2.mlp(weights, feat, "downstream_head.mlp_offset.", "relu"), ref[f"plain_f{t}_var_offset"])
+
+
+@pytest.mark.parametrize("run", ["plain_", "demo_"])
+def test_detect_humans_end_to_end_matches_reference(ref, weights, run):
+    tiny = _config(ref)["tiny"]
+    backbone = dinov2.backbone_from_state_dict(weights)
+    fn = jax.jit(lambda img: humans.detect_humans(
+        backbone, weights, img, res=tiny["mhmr_img_res"], num_heads=tiny["dino_num_heads"],
+        threshold=tiny["det_threshold"], max_people=3))
+    for t in range(ref[run + "in_imgs"].shape[0]):
+        det = fn(jnp.asarray(ref[run + "in_imgs"][t, 0]))
+        n = int(ref[run + "n_humans"][t])
+        assert int(det.valid.sum()) == n
+        _close(det.scores, ref[run + "det_scores_nms"][t, 0, 0])
+        _close(det.mask, ref[run + "msk"][t, 0, ..., 0])
+        np.testing.assert_array_equal(np.asarray(det.cut3r_uv)[:n], ref[f"{run}f{t}_var_smpl_uv_cut3r"])
+        _close(np.asarray(det.loc_xy)[:n], ref[f"{run}f{t}_smpl_loc"][0])
+        grid_w = ref[run + "in_imgs"].shape[-1] // 16
+        fused, pos = humans.prompts(weights, det, jnp.asarray(ref[run + "enc_feat"][t, 0]), grid_w)
+        _close(np.asarray(fused)[:n], ref[f"{run}f{t}_var_fused_tk"][0])
+        np.testing.assert_array_equal(np.asarray(pos)[:n], ref[f"{run}f{t}_var_pos_central_cut3r"])
