@@ -22,10 +22,18 @@ from trainers.nn.vit import Mlp
 
 
 def stack_modules(make: Callable[[], nnx.Module], n: int) -> nnx.Module:
-    """n modules from `make()` merged into one whose every variable has a leading axis of n."""
-    mods = [make() for _ in range(n)]
-    graphdef, _ = nnx.split(mods[0])
-    states = [nnx.state(m) for m in mods]
+    """n modules from `make()` merged into one whose every variable has a leading axis of n.
+
+    Under tracing (`nnx.eval_shape`: the abstract build before loading a checkpoint) one module
+    is made and broadcast: the values are placeholders and the trace stays small (each extra
+    random draw makes NNX's key bookkeeping slower, quadratically in the trace size).
+    """
+    first = make()
+    graphdef, state = nnx.split(first)
+    if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(state)):
+        return nnx.merge(graphdef, jax.tree.map(
+            lambda x: jnp.broadcast_to(x, (n,) + x.shape), state))
+    states = [state] + [nnx.state(make()) for _ in range(n - 1)]
     return nnx.merge(graphdef, jax.tree.map(lambda *xs: jnp.stack(xs), *states))
 
 
