@@ -15,8 +15,15 @@ from flax import nnx
 from experiments.configs.cut3r import get_config
 from josh_jax.errors import InputError
 from trainers.cut3r.config import Cut3rConfig
-from trainers.cut3r.convert import (CheckpointMismatchError, abstract_cut3r, convert_state_dict,
-                                    load_cut3r, load_params, load_state_dict_file, save_params)
+from trainers.cut3r.convert import (
+    CheckpointMismatchError,
+    abstract_cut3r,
+    convert_state_dict,
+    load_cut3r,
+    load_params,
+    load_state_dict_file,
+    save_params,
+)
 from trainers.cut3r.recurrent import init_carry, step
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
