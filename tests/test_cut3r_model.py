@@ -5,6 +5,8 @@ extra-token hook Human3R uses, and the bf16 option."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -214,3 +216,26 @@ def test_ttt3r_gate_and_bf16(state_dict, tiny):
     ref = np.asarray(frame32.pts3d_in_self_view)
     err = np.max(np.abs(np.asarray(frame16.pts3d_in_self_view) - ref)) / np.max(np.abs(ref))
     assert 0 < err < 0.1
+
+
+@pytest.mark.slow
+def test_convert_binary(tmp_path):
+    """The binary writes a file load_params reads; a checkpoint of the wrong size gives one line."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    out = tmp_path / "cut3r_flax.npz"
+
+    def run(preset, output):
+        return subprocess.run(
+            [sys.executable, "-m", "experiments.convert_cut3r",
+             f"--config=experiments/configs/cut3r.py:{preset}", f"--checkpoint={STATE_DICT}",
+             f"--output={output}"], cwd=root, env=env, capture_output=True, text=True,
+            timeout=600)
+
+    ok = run("tiny", out)
+    assert ok.returncode == 0, ok.stderr
+    load_params(out, _cfg())
+    bad = run("small", tmp_path / "never.npz")
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert not (tmp_path / "never.npz").exists()
