@@ -135,6 +135,11 @@ def test_pose_chaining_and_focal():
     kept, T_world = chain_chunks(T, resets)
     np.testing.assert_array_equal(kept, z["post_kept_views"])
     np.testing.assert_allclose(T_world, z["post_c2w"], atol=1e-5)
+    anchor, online = jnp.eye(4), []
+    for i in kept:
+        T_i, anchor = chain_step(anchor, jnp.asarray(T[i]), jnp.asarray(resets[i]))
+        online.append(np.asarray(T_i))
+    np.testing.assert_allclose(np.stack(online), z["post_c2w"], atol=1e-5)
     pts = z["pts3d_in_self_view"][kept, 0]
     world = np.einsum("kij,khwj->khwi", T_world[:, :3, :3], pts) + T_world[:, None, None, :3, 3]
     np.testing.assert_allclose(world, z["post_pts3d_world"], atol=1e-4)

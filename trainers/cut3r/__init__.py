@@ -35,6 +35,7 @@ Stable public API (Human3R builds on these names; shapes in each docstring):
     pose_to_T_world_cam(camera_pose [...,7]) -> [...,4,4]
     reset_views(num_frames, reset_interval) -> (frame index per view, reset flag per view)
     chain_chunks(T_chunk_cam [V,4,4], resets [V]) -> (kept view indices, T_world_cam [K,4,4])
+    chain_step(T_world_chunk [4,4], T_chunk_cam [4,4], reset []) -> (T_world_cam, next anchor)
     focal_from_pointmap(pts3d [...,H,W,3]) -> f [...]   Weiszfeld (§3.13)
 
   Layers (trainers.cut3r.layers): Block, DecoderBlock, ConditionModulationBlock,

@@ -64,6 +64,23 @@ def chain_chunks(T_chunk_cam: np.ndarray, resets: np.ndarray) -> tuple[np.ndarra
     return kept, np.stack(out) if out else poses
 
 
+def chain_step(T_world_chunk: jax.Array, T_chunk_cam: jax.Array, reset: jax.Array
+               ) -> tuple[jax.Array, jax.Array]:
+    """`chain_chunks` one view at a time (inside a jitted online loop).
+
+    Args:
+      T_world_chunk: float[4, 4] the current chunk's anchor (I for the first chunk).
+      T_chunk_cam: float[4, 4] this (kept) view's chunk-local camera-to-world.
+      reset: bool[] whether this view is a reset view.
+
+    Returns (T_world_cam float[4, 4] of this view, the anchor for the next kept view).
+    Overlap views (those right after a reset view) are not passed here: their outputs are
+    dropped, and the next chunk continues from the returned anchor.
+    """
+    T_world_cam = T_world_chunk @ T_chunk_cam
+    return T_world_cam, jnp.where(reset, T_world_cam, T_world_chunk)
+
+
 def focal_from_pointmap(pts3d: jax.Array, iterations: int = 10) -> jax.Array:
     """Focal length (fx = fy, pixels) from a camera-frame pointmap, Weiszfeld (§3.13).
 
