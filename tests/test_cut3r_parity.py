@@ -18,6 +18,7 @@ from trainers.cut3r.config import Cut3rConfig
 from trainers.cut3r.convert import load_cut3r
 from trainers.cut3r.geometry import (
     chain_chunks,
+    chain_step,
     focal_from_pointmap,
     pose_to_T_world_cam,
     reset_views,
