@@ -58,7 +58,13 @@ def test_online_steps_match_reference(run, ttt3r):
     backbone = dinov2.backbone_from_state_dict(head)
     dim = ref[run + "state_init"].shape[-1]
     carry = step.Human3rCarry(cut3r=init_carry(model, 1), tracks=tracking.init_memory(6, dim))
-    fn = nnx.jit(lambda m, c, img, r: step.step(m, backbone, head, c, img, r, cfg))
+    traces = []
+
+    def one(m, c, img, r):
+        traces.append(1)  # runs only while tracing: counts compilations
+        return step.step(m, backbone, head, c, img, r, cfg)
+
+    fn = nnx.jit(one)
     for t in range(ref[run + "in_imgs"].shape[0]):
         img = jnp.asarray(ref[run + "in_imgs"][t, 0].transpose(1, 2, 0))
         carry, out = fn(model, carry, img, jnp.asarray(ref[run + "in_reset"][t]))
@@ -70,3 +76,4 @@ def test_online_steps_match_reference(run, ttt3r):
         _close(np.asarray(out.smplx.rotmat)[:n], ref[f"{run}f{t}_smpl_rotmat"][0])
         _close(np.asarray(out.smplx.T_cam_head)[:n], ref[f"{run}f{t}_smpl_transl"][0])
         _close(carry.cut3r.state[0], ref[run + "new_state_gated"][t, 0])
+    assert len(traces) == 1  # one compilation for the whole sequence (resets included)
