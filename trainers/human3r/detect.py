@@ -28,7 +28,7 @@ def pad_image(img_chw: Float[Array, "3 H W"], res: int) -> Float[Array, "3 R R"]
     scale = min(res / h, res / w)
     h_new, w_new = int(h * scale), int(w * scale)
     resized = jnp.einsum("oh,chw,pw->cop", _bilinear_matrix(h_new, h), img_chw,
-                                              _bilinear_matrix(w_new, w), precision=jax.lax.Precision.HIGHEST)
+                         _bilinear_matrix(w_new, w), precision=jax.lax.Precision.HIGHEST)
     top, left = (res - h_new) // 2, (res - w_new) // 2
     pad = ((0, 0), (top, res - h_new - top), (left, res - w_new - left))
     return jnp.pad(resized, pad, constant_values=-1.0)
@@ -42,7 +42,7 @@ def nms_scores(logits: Float[Array, "G G"]) -> Float[Array, "G G"]:
 
 
 def detect_heads(scores_nms: Float[Array, "G G"], threshold: float,
-                                  max_people: int) -> tuple[Int[Array, "P 2"], Bool[Array, "P"]]:
+                 max_people: int) -> tuple[Int[Array, "P 2"], Bool[Array, "P"]]:
     """Cells (h, w) with score >= threshold in row-major order, padded to `max_people`.
 
     Returns the cells (P, 2) int32 (h, w) and the validity mask (P,). Detections beyond `max_people`
@@ -60,7 +60,7 @@ def detect_heads(scores_nms: Float[Array, "G G"], threshold: float,
 
 
 def head_locations(cells_hw: Int[Array, "P 2"], offset_xy: Float[Array, "P 2"],
-                                      patch: int) -> Float[Array, "P 2"]:
+                   patch: int) -> Float[Array, "P 2"]:
     """loc = ((w, h) + 0.5 + offset) * patch, in Multi-HMR pixels (x, y) (spec §4.3)."""
     return (cells_hw[:, ::-1].astype(jnp.float32) + 0.5 + offset_xy) * patch
 

@@ -8,7 +8,8 @@ from jaxtyping import Array, Bool, Float, Int
 
 
 def log_optimal_transport(scores: Float[Array, "M N"], alpha: float, iters: int,
-                                                    valid_m: Bool[Array, "M"], valid_n: Bool[Array, "N"]) -> Float[Array, "M+1 N+1"]:
+                          valid_m: Bool[Array, "M"], valid_n: Bool[Array, "N"]
+                          ) -> Float[Array, "M+1 N+1"]:
     """Z of `log_optimal_transport` for the valid m x n block; padded rows/columns hold -inf.
 
     The marginals use the real m and n (counts of valid entries). The dustbin row/column is the last.
