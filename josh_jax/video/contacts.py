@@ -7,7 +7,7 @@ their product:
 
     p = candidate * exp(-(speed / speed_scale)^2) * exp(-(distance / distance_scale)^2)
 
-speed: world-frame speed by central differences over the keyframes (seconds from `times_s`);
+speed: world-frame speed (the smaller one-sided difference) over the keyframes (seconds from `times_s`);
 distance: to the nearest scene point of the frame's (masked, confident) pointmap in the world.
 The result is what the Clip's `contact` array holds (float32[P, T, V], spec §1.4's DECO output).
 """
@@ -16,7 +16,10 @@ import numpy as np
 
 
 def vertex_speed(verts_world: np.ndarray, times_s: np.ndarray) -> np.ndarray:
-    """World-frame speed of every vertex by central differences (one-sided at the ends).
+    """World-frame speed of every vertex: the smaller of the backward and forward differences.
+
+    The smaller one, because a foot that lands or lifts between two keyframes (0.17 s apart at
+    JOSH's stride) is still on the ground at the keyframe itself.
 
     Args:
       verts_world: float[T, V, 3] vertices at the keyframes (T >= 2).
@@ -25,11 +28,11 @@ def vertex_speed(verts_world: np.ndarray, times_s: np.ndarray) -> np.ndarray:
     Returns:
       float[T, V] speed in m/s.
     """
-    T = len(times_s)
-    nxt = np.minimum(np.arange(T) + 1, T - 1)
-    prv = np.maximum(np.arange(T) - 1, 0)
-    dt = (times_s[nxt] - times_s[prv])[:, None]
-    return np.linalg.norm(verts_world[nxt] - verts_world[prv], axis=-1) / np.maximum(dt, 1e-9)
+    step = np.linalg.norm(np.diff(verts_world, axis=0), axis=-1)
+    step = step / np.maximum(np.diff(times_s), 1e-9)[:, None]  # (T-1, V)
+    backward = np.concatenate([step[:1], step], axis=0)
+    forward = np.concatenate([step, step[-1:]], axis=0)
+    return np.minimum(backward, forward)
 
 
 def distance_to_scene(points_world: np.ndarray, scene_world: np.ndarray, block: int) -> np.ndarray:
@@ -69,8 +72,9 @@ def estimate_contacts(
     Args:
       verts_world: float[T, V, 3] body vertices in the world (NaN rows: person not seen).
       times_s: float[T] keyframe times in seconds.
-      scene_world: T arrays float[M_t, 3], the scene points near each frame (a pointmap with the
-        human mask removed, confident pixels only, mapped to the world).
+      scene_world: T arrays float[M_t, 3], the scene points near each frame (pointmaps with the
+        human mask removed, confident pixels only, mapped to the world; the scene under a foot is
+        hidden by the person in its own frame, so pass the points of neighbouring frames too).
       candidates: bool[V] vertices that may touch the scene (soles, hands, pelvis).
       speed_scale_mps, distance_scale_m: soft thresholds (experiments/configs).
       block: points per distance block.
