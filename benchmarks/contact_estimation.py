@@ -14,11 +14,11 @@ estimated labels is not measured here yet (see docs/video.md).
 import numpy as np
 from absl import flags
 
+from benchmarks.common import RESULTS_DIR, write_result
 from experiments import cli
 from experiments.configs import synthetic as synthetic_configs
 from josh_jax import geometry, synthetic
 from josh_jax.video import contacts
-from benchmarks.common import RESULTS_DIR, write_result
 
 _SCENES = flags.DEFINE_list("scenes", ["stairs", "sit", "turn", "two_people"], "Synthetic presets.")
 _SEEDS = flags.DEFINE_integer("seeds", 1, "Clips per scene type.")

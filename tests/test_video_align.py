@@ -51,7 +51,7 @@ def test_align_chunks_undoes_per_chunk_transforms(with_scale):
     ranges = sampling.overlapping_chunks(n, 40, 15)
     truth = [sim3.identity()] + [_random_sim3(rng, with_scale) for _ in ranges[1:]]
     x_chunks, valid = [], []
-    for (a, b), S in zip(ranges, truth):
+    for (a, b), S in zip(ranges, truth, strict=False):
         inside = ((np.arange(n) >= a) & (np.arange(n) < b)).astype(np.float32)
         # chunk frame = S^-1 (world); we build it by solving S^-1 via umeyama on exact points
         S_inv = sim3.umeyama(sim3.apply_points(S, jnp.asarray(x_world.reshape(-1, 3))),
@@ -60,11 +60,11 @@ def test_align_chunks_undoes_per_chunk_transforms(with_scale):
         x_chunks.append(x_c)
         valid.append(jnp.broadcast_to(jnp.asarray(inside)[:, None], (n, P)))
     found = sim3.align_chunks(jnp.stack(x_chunks), jnp.stack(valid), with_scale)
-    aligned = jnp.stack([sim3.apply_points(S, x) for S, x in zip(found, x_chunks)])
+    aligned = jnp.stack([sim3.apply_points(S, x) for S, x in zip(found, x_chunks, strict=False)])
     w = sim3.blend_weights(ranges, n)
     merged = jnp.einsum("cf,cfpd->fpd", w, aligned)
     np.testing.assert_allclose(merged, x_world, atol=1e-4)
-    for S_found, S_true in zip(found, truth):
+    for S_found, S_true in zip(found, truth, strict=False):
         np.testing.assert_allclose(S_found.R, S_true.R, atol=1e-4)
         np.testing.assert_allclose(S_found.t, S_true.t, atol=1e-4)
 

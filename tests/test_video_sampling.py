@@ -23,7 +23,7 @@ def test_window_starts_at_zero_and_ends_at_num_frames_minus_one(n, start):
     idx = sampling.keyframe_indices(n, start, K, M)
     num = sampling.window_frame_count(n - start, K, M)
     assert idx[0] == 0 and idx[-1] == num - 1
-    assert all(0 < b - a <= K for a, b in zip(idx, idx[1:]))
+    assert all(0 < b - a <= K for a, b in zip(idx, idx[1:], strict=False))
     # below 201 remaining frames the whole remainder is taken (up to 41 images), else 101 frames
     assert num == (n - start if n - start < 201 else 101)
     assert len(idx) <= 41
@@ -51,7 +51,7 @@ def test_symmetrized_pairs_append_both_orientations():
 def test_josh_chunks_share_one_frame_and_cover_the_video(n):
     chunks = sampling.chunk_frames(n, STRIDE, K, M)
     assert chunks[0][0] == 0 and chunks[-1][-1] == n - 1
-    for a, b in zip(chunks, chunks[1:]):
+    for a, b in zip(chunks, chunks[1:], strict=False):
         assert a[-1] == b[0]  # the shared frame 100 k
         assert len(a) == 21 and a[-1] - a[0] == 100
     assert chunks[-1][-1] - chunks[-1][0] < 201  # the last chunk takes the remainder (<= 200)
@@ -61,6 +61,6 @@ def test_josh_chunks_share_one_frame_and_cover_the_video(n):
 def test_overlapping_chunks_cover_with_the_overlap(n, length, overlap):
     ranges = sampling.overlapping_chunks(n, length, overlap)
     assert ranges[0][0] == 0 and ranges[-1][1] == n
-    for (a0, b0), (a1, b1) in zip(ranges, ranges[1:]):
+    for (a0, b0), (a1, _b1) in zip(ranges, ranges[1:], strict=False):
         assert b0 - a1 >= overlap and a1 > a0
     assert all(b - a == min(length, n) for a, b in ranges)
