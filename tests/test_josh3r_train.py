@@ -28,7 +28,8 @@ from experiments.configs import josh3r_train
 from experiments.configs import synthetic as synthetic_config
 from josh_jax.synthetic import generate_clip
 from trainers import data as data_lib
-from trainers import josh3r, losses, train
+from trainers import josh3r, train
+from trainers import pair_loss as losses
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 HW = (32, 48)
