@@ -26,10 +26,10 @@ import body_models
 from body_models import rotations
 from experiments.configs import josh3r_train
 from experiments.configs import synthetic as synthetic_config
-from josh_jax.synthetic import generate_clip
-from trainers import data as data_lib
 from josh_jax.errors import InputError
+from josh_jax.synthetic import generate_clip
 from trainers import convert, josh3r, pair_iterator, parallel, train, train_state
+from trainers import data as data_lib
 from trainers import pair_loss as losses
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
@@ -402,13 +402,13 @@ def test_jit_mesh_and_pmap_paths_agree(tmp_path, synthetic_pairs, compilation_ca
     assert jax.device_count() == 8, "the devices(8) marker asks conftest for 8 CPU devices"
     steps = 3
     out = {}
-    for parallel in ("jit", "pmap"):
+    for mode in ("jit", "pmap"):
         # NUM_STEPS as in full_run (the schedule is compiled into the step): the jit step is
-        # loaded from the cache. train.run blocks on every step's metrics (CPU hang hazard).
-        cfg = _micro_config(parallel=parallel, checkpoint_every=100)
-        state = train.run(cfg, str(tmp_path / parallel), dataset=synthetic_pairs,
-                          stop_after=steps)
-        out[parallel] = (jax.device_get(state), train.read_metrics(str(tmp_path / parallel)))
+        # loaded from the cache. On several CPU devices train.run blocks on every step (CPU
+        # hang hazard of back-to-back collectives).
+        cfg = _micro_config(parallel=mode, checkpoint_every=100)
+        state = train.run(cfg, str(tmp_path / mode), dataset=synthetic_pairs, stop_after=steps)
+        out[mode] = (jax.device_get(state), train.read_metrics(str(tmp_path / mode)))
     (s_jit, m_jit), (s_pmap, m_pmap) = out["jit"], out["pmap"]
     # Same global-batch loss at every step. Tolerance: float32 reduction order differs (psum of
     # per-device partial sums vs XLA's all-reduce of the global sum).

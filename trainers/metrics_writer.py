@@ -16,6 +16,7 @@ from absl import logging
 
 from josh_jax.io.atomic import write_text
 
+
 def parse_metrics_lines(lines: list[str], path: str) -> list[dict]:
     """The records of `metrics.jsonl` lines; a line that is not a JSON record with an integer
     `step` (a torn last line, after a kill) is dropped with a warning naming it."""

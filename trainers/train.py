@@ -61,9 +61,9 @@ from trainers.train_step import DATA_AXIS, StepFns, forward, make_step_fns, trai
 
 __all__ = [
     "DATA_AXIS", "MetricsWriter", "StepFns", "TrainState", "build_model", "forward",
-    "init_train_state", "make_jit_step", "make_mesh", "make_optimizer", "make_pmap_step",
-    "make_step_fns", "maybe_initialize_distributed", "optimizer_from_config", "pmap_replicate",
-    "pmap_split_batch", "pmap_to_global", "pmap_unreplicate", "read_metrics", "replicate", "run",
+    "init_train_state", "make_iterator", "make_jit_step", "make_mesh", "make_optimizer",
+    "make_pmap_step", "make_step_fns", "maybe_initialize_distributed", "optimizer_from_config",
+    "pmap_replicate", "pmap_split_batch", "pmap_to_global", "pmap_unreplicate", "read_metrics", "replicate", "run",
     "shard_batch", "train_step",
 ]
 
@@ -90,6 +90,19 @@ def build_model(config: Any) -> nnx.Module:
     from trainers import josh3r  # noqa: PLC0415 (the model module is heavy; import on use)
 
     return josh3r.JOSH3R(config.model, rngs=nnx.Rngs(int(config.training.seed)))
+
+
+def make_iterator(config: Any, dataset: PairDataset) -> PairIterator:
+    """This process's `PairIterator` over `dataset` for `config.training` / `config.data`."""
+    tc = config.training
+    if tc.batch_size % jax.device_count():
+        raise ValueError(
+            f"config.training.batch_size: expected a multiple of the {jax.device_count()} "
+            f"devices, found {tc.batch_size}")
+    return PairIterator(
+        dataset, global_batch_size=tc.batch_size, seed=tc.seed,
+        image_hw=tuple(config.image_size), augment=AugmentConfig(**dict(config.data.augment)),
+        process_index=jax.process_index(), process_count=jax.process_count())
 
 
 class _MetricsBuffer:
@@ -147,15 +160,7 @@ def run(
     if dataset is None:
         dataset = build_dataset(config.data, body)
     mesh = make_mesh()
-    if tc.batch_size % jax.device_count():
-        raise ValueError(
-            f"config.training.batch_size: expected a multiple of the {jax.device_count()} "
-            f"devices, found {tc.batch_size}")
-    iterator = PairIterator(
-        dataset, global_batch_size=tc.batch_size, seed=tc.seed,
-        image_hw=tuple(config.image_size), augment=AugmentConfig(**dict(config.data.augment)),
-        process_index=jax.process_index(), process_count=jax.process_count())
-
+    iterator = make_iterator(config, dataset)
     ckpt = ckpt_lib.Checkpointer(
         os.path.join(workdir, "checkpoints"), save_every=tc.checkpoint_every,
         keep=tc.checkpoint_keep, async_save=tc.async_checkpoint)
