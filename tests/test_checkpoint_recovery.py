@@ -37,9 +37,12 @@ def saved(tmp_path):
 
 
 def _restore(directory: str, caplog) -> tuple[dict, dict, str]:
+    """What a resuming run does: the newest step that restores, damaged ones moved aside."""
     ck = ckpt_lib.Checkpointer(directory, save_every=1, keep=5, async_save=False)
     with caplog.at_level("WARNING"):
-        state, data = ck.restore(ckpt_lib.abstract_like(_state(0)))
+        restored = ck.restore_latest(ckpt_lib.abstract_like(_state(0)))
+        assert restored is not None
+        state, data = restored
     ck.close()
     return state, data, caplog.text
 
@@ -92,6 +95,17 @@ def test_unreadable_metadata_falls_back(saved, caplog, rel):
     state, data, log = _restore(saved, caplog)
     _assert_step(state, data, 2)
     assert f"unreadable metadata {rel}" in log
+
+
+def test_reader_restore_leaves_damaged_steps_in_place(saved, caplog):
+    os.makedirs(os.path.join(saved, "4"))
+    ck = ckpt_lib.Checkpointer(saved, save_every=1, keep=5, async_save=False)
+    with caplog.at_level("WARNING"):
+        state, data = ck.restore(ckpt_lib.abstract_like(_state(0)))
+    ck.close()
+    _assert_step(state, data, 3)
+    assert "step 4 skipped" in caplog.text
+    assert os.path.isdir(os.path.join(saved, "4")) and not os.path.exists(saved + ".damaged")
 
 
 def test_no_step_restores_is_one_line_input_error(saved, caplog):
@@ -159,3 +173,46 @@ def test_state_on_device_unchanged_by_restore_sharding(saved, caplog):
     """Restored arrays carry the abstract state's sharding (here: the one CPU device)."""
     state, _, _ = _restore(saved, caplog)
     assert state["w"].sharding == jax.device_put(jnp.zeros(1)).sharding
+
+
+_SAVER = """
+import sys, jax.numpy as jnp
+from trainers import checkpoint as ckpt_lib
+ck = ckpt_lib.Checkpointer(sys.argv[1], save_every=1, keep=3, async_save=True)
+for step in range(1, 10_000):
+    ck.save(step, {"w": jnp.full((2_000_000,), float(step))}, {"epoch": 0, "step": step})
+    print(step, flush=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("after_step", [1, 3, 6])
+def test_kill_during_async_saves_restores_a_complete_step(tmp_path, after_step):
+    """kill -9 right after `save(k)` returned (step k still being written in the background;
+    orbax finishes step k-1 before it starts step k): the newest step that restores is complete
+    (its values are its step number, the iterator state matches) and is k-1 or k."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    directory = str(tmp_path / "c")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=root)
+    proc = subprocess.Popen([sys.executable, "-c", _SAVER, directory], cwd=root, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        for line in proc.stdout:
+            if int(line) >= after_step:
+                break
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    ck = ckpt_lib.Checkpointer(directory, save_every=1, async_save=False)
+    restored = ck.restore_latest(ckpt_lib.abstract_like({"w": jnp.zeros((2_000_000,))}))
+    ck.close()
+    if after_step == 1 and restored is None:  # step 1 was still in flight: nothing under a name
+        assert not [s for s in os.listdir(directory) if s.isdigit()]
+        return
+    state, data = restored
+    w = np.asarray(state["w"])
+    assert w.min() == w.max() == data["step"]
+    assert data["step"] in (after_step - 1, after_step)

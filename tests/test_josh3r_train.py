@@ -479,3 +479,30 @@ def test_kill_and_resume_equals_uninterrupted_run(tmp_path, full_run, synthetic_
     assert [r["step"] for r in recs] == list(range(1, NUM_STEPS + 1))
     ref = train.read_metrics(full_dir)
     np.testing.assert_allclose([r["loss"] for r in recs], [r["loss"] for r in ref], rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_damaged_latest_checkpoint_resumes_from_last_good_step(tmp_path, full_run,
+                                                               synthetic_pairs, compilation_cache):
+    """Issue 11: a truncated array file in the newest step and a torn last metrics line: the run
+    falls back to the previous step, redoes the steps after it and ends as the intact run."""
+    import glob  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+
+    full, full_dir = full_run
+    workdir = tmp_path / "run"
+    shutil.copytree(full_dir, workdir)
+    newest = workdir / "checkpoints" / str(NUM_STEPS)
+    biggest = max(glob.glob(str(newest / "state" / "**" / "d" / "*"), recursive=True),
+                  key=os.path.getsize)
+    with open(biggest, "r+b") as f:
+        f.truncate(os.path.getsize(biggest) // 2)
+    with open(workdir / "metrics.jsonl", "a") as f:
+        f.write('{"step": 13, "lo')
+    resumed = jax.device_get(train.run(_micro_config(checkpoint_every=4), str(workdir),
+                                       dataset=synthetic_pairs))
+    assert int(resumed.step) == NUM_STEPS
+    for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(resumed), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+    assert [r["step"] for r in train.read_metrics(str(workdir))] == list(range(1, NUM_STEPS + 1))
+    assert os.listdir(str(workdir / "checkpoints.damaged"))[0].startswith(f"{NUM_STEPS}-")

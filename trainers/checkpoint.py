@@ -16,9 +16,9 @@ global arrays, see `trainers.parallel`).
 
 Recovery. A step folder can still be damaged after the fact (a truncated file, an empty newer
 step folder, unreadable metadata). `restore` tries the steps newest first and falls back to the
-newest step that restores, logging a warning for every step it skipped and why; the skipped
-steps are moved to `<directory>.damaged/<step>` (kept for inspection) so that the run can save
-those step numbers again. When checkpoints exist but none restores, `NoValidCheckpointError`
+newest step that restores, logging a warning for every step it skipped and why; when training
+resumes (`restore_latest`), the skipped steps are moved to `<directory>.damaged/<step>-<time>`
+(kept for inspection) so that the run can save those step numbers again. When checkpoints exist but none restores, `NoValidCheckpointError`
 names each step and its reason on one line. Every error here is a `josh_jax.errors.InputError`.
 """
 
@@ -150,8 +150,9 @@ class Checkpointer:
     def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict]:
         """Restore into `abstract_state` (see `abstract_like`); returns `(state, data_state)`.
 
-        `step=None`: the newest step that restores (see the module docstring); a given `step`
-        is restored or raises.
+        `step=None`: the newest step that restores (see the module docstring; damaged steps are
+        logged but left in place: readers such as inference do not move a run's files); a
+        given `step` is restored or raises.
 
         Raises:
           CheckpointError: no checkpoint (or not that step), or that step is damaged.
@@ -162,14 +163,16 @@ class Checkpointer:
                 raise CheckpointError(self.directory, f"step {step}", "a saved step",
                                       f"steps {self.all_steps()}")
             return self._restore_step(step, abstract_state)
-        restored = self.restore_latest(abstract_state)
+        restored = self.restore_latest(abstract_state, move_aside=False)
         if restored is None:
             raise CheckpointError(self.directory, "(folder)", "a checkpoint", "no step folders")
         return restored
 
-    def restore_latest(self, abstract_state: Any) -> tuple[Any, dict] | None:
+    def restore_latest(self, abstract_state: Any, *, move_aside: bool = True
+                       ) -> tuple[Any, dict] | None:
         """The newest step that restores, as `(state, data_state)`; None when there are no
-        steps. Steps skipped on the way are logged and moved aside.
+        steps. Steps skipped on the way are logged and (`move_aside`, what a run resuming
+        needs to save those steps again) moved to `<directory>.damaged/`.
 
         Raises:
           NoValidCheckpointError: steps exist but none restores.
@@ -189,7 +192,7 @@ class Checkpointer:
                 logging.warning("%s: restored step %d (skipped damaged newer steps %s)",
                                 self.directory, step, [s for s, _ in skipped])
             break
-        if skipped:
+        if skipped and move_aside:
             self._move_aside([s for s, _ in skipped])
         if result is None and skipped:
             reasons = "; ".join(f"step {s}: {why}" for s, why in skipped)
