@@ -282,6 +282,31 @@ def test_init_weights_from_mast3r_and_josh3r_files(tmp_path):
         assert isinstance(info.value, InputError) and "\n" not in str(info.value)
 
 
+def test_init_weights_from_pytorch_state_dicts(tmp_path):
+    """The PyTorch-named tiny JOSH3R state dict of the parity vectors: as JOSH3R weights it fills
+    the model as `convert.load_josh3r` does; its `mast3r.*` part alone (a bare MASt3R state
+    dict) fills exactly the backbone."""
+    cfg = josh3r_train.get_config("tiny").model
+    path = os.path.join(DATA, "josh3r_tiny_state_dict.npz")
+    reference = convert.flax_state_dict(convert.load_josh3r(path, cfg)[0])
+    model = josh3r.JOSH3R(cfg, rngs=nnx.Rngs(5))
+    train_state.load_init_weights(model, path)
+    got = convert.flax_state_dict(model)
+    assert all(np.array_equal(got[k], reference[k]) for k in reference)
+    with np.load(path) as z:
+        bare = {k[len("mast3r."):]: z[k] for k in z.files if k.startswith("mast3r.")}
+    mast3r_file = str(tmp_path / "mast3r_tiny.npz")
+    np.savez(mast3r_file, **bare)
+    model = josh3r.JOSH3R(cfg, rngs=nnx.Rngs(5))
+    train_state.load_init_weights(model, mast3r_file)
+    got = convert.flax_state_dict(model)
+    backbone = [k for k in reference if k.startswith("mast3r.")]
+    assert backbone and all(np.array_equal(got[k], reference[k]) for k in backbone)
+    heads = [k for k in reference if not k.startswith("mast3r.") and k.endswith("kernel")
+             and np.abs(reference[k]).max() > 0]
+    assert heads and not any(np.array_equal(got[k], reference[k]) for k in heads)
+
+
 def test_pmap_replicate_and_back_keep_values_and_layout():
     mesh = parallel.make_mesh()
     tree = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.int32(4)}
