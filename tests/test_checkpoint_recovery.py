@@ -147,6 +147,29 @@ def test_async_save_then_restore(tmp_path, caplog):
     assert data == {"epoch": 1, "step": 3}
 
 
+def test_restore_weights_reads_params_and_batch_stats_only(tmp_path, caplog):
+    from flax import nnx  # noqa: PLC0415
+
+    from trainers import train_state  # noqa: PLC0415
+
+    model = nnx.Sequential(nnx.Linear(3, 4, rngs=nnx.Rngs(0)), nnx.BatchNorm(4, rngs=nnx.Rngs(0)))
+    tx, _ = train_state.make_optimizer(learning_rate=1e-3, total_steps=10)
+    state = train_state.init_train_state(model, tx, 0)
+    directory = str(tmp_path / "c")
+    ck = ckpt_lib.Checkpointer(directory, save_every=1, async_save=False)
+    ck.save(5, state, {"epoch": 0, "step": 5})
+    os.makedirs(os.path.join(directory, "6"))  # a damaged newer step
+    params, stats, step = ck.restore_weights(ckpt_lib.abstract_like(state.params),
+                                             ckpt_lib.abstract_like(state.batch_stats))
+    ck.close()
+    assert step == 5
+    for a, b in zip(jax.tree.leaves((params, stats)), jax.tree.leaves((state.params,
+                                                                       state.batch_stats)),
+                    strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert type(params) is type(state.params)
+
+
 def test_torn_metrics_line_dropped_with_warning(tmp_path, caplog):
     workdir = str(tmp_path)
     writer = metrics_writer.MetricsWriter(workdir)

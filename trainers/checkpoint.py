@@ -14,6 +14,9 @@ name and renames it when complete, so a killed run leaves no half-written step u
 name. All processes call `save`/`restore` (orbax coordinates multi-host writes; the state must be
 global arrays, see `trainers.parallel`).
 
+`restore_weights` reads only `params` and `batch_stats` of a step (a partial restore: inference
+needs no optimizer state).
+
 Recovery. A step folder can still be damaged after the fact (a truncated file, an empty newer
 step folder, unreadable metadata). `restore` tries the steps newest first and falls back to the
 newest step that restores, logging a warning for every step it skipped and why; when training
@@ -214,6 +217,47 @@ class Checkpointer:
             multihost_utils.sync_global_devices("josh3r-checkpoint-move-aside")
         self._manager.close()
         self._manager = self._open()
+
+    def restore_weights(self, abstract_params: Any, abstract_batch_stats: Any,
+                        step: int | None = None) -> tuple[Any, Any, int]:
+        """Only the `params` and `batch_stats` of a saved `TrainState` (no optimizer state is
+        read: what inference needs). `step=None`: the newest step that restores (damaged steps
+        logged, left in place). Returns `(params, batch_stats, step)`.
+
+        Raises:
+          CheckpointError: no step (or not that one) restores.
+        """
+        abstract = {"params": abstract_params, "batch_stats": abstract_batch_stats}
+        self._manager.wait_until_finished()
+        steps = [step] if step is not None else sorted(self._manager.all_steps(), reverse=True)
+        # A manager of its own: one that saved binds "state" to the standard handler, and a
+        # partial restore needs the PyTree one.
+        reader = ocp.CheckpointManager(self.directory, item_names=ITEMS)
+        try:
+            return self._restore_weights_from(reader, steps, abstract)
+        finally:
+            reader.close()
+
+    def _restore_weights_from(self, reader: ocp.CheckpointManager, steps: list[int],
+                              abstract: dict) -> tuple[Any, Any, int]:
+        reasons = []
+        for candidate in steps:
+            problem = step_problem(os.path.join(self.directory, str(candidate)))
+            if problem is None:
+                try:
+                    restored = reader.restore(candidate, args=ocp.args.Composite(
+                        state=ocp.args.PyTreeRestore(
+                            item=abstract,
+                            restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
+                            partial_restore=True)))["state"]
+                    return restored["params"], restored["batch_stats"], int(candidate)
+                except Exception as e:  # noqa: BLE001 (orbax/tensorstore raise many types)
+                    problem = _one_line(e)
+            logging.warning("%s: checkpoint step %d skipped: %s", self.directory, candidate,
+                            problem)
+            reasons.append(f"step {candidate}: {problem}")
+        raise CheckpointError(self.directory, "(folder)", "a step with params and batch_stats",
+                              "; ".join(reasons) or "no step folders")
 
     def close(self) -> None:
         """Wait for pending saves, then release the manager."""
