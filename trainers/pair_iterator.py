@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -108,13 +109,17 @@ class Prefetcher:
     Args:
       iterator: a `PairIterator` (anything with `next()` and `get_state()`); it must not be
         used elsewhere while the prefetcher runs.
-      size: batches made ahead (>= 1); memory is `size` host batches.
+      size: batches made ahead (>= 1); memory is `size` batches.
+      transform: applied to each batch in the thread, e.g. placing it on the devices
+        (`trainers.parallel.shard_batch`), so the host-to-device copy overlaps the step too.
     """
 
-    def __init__(self, iterator: PairIterator, *, size: int = 2):
+    def __init__(self, iterator: PairIterator, *, size: int = 2,
+                 transform: Callable[[dict], Any] | None = None):
         if size < 1:
             raise ValueError(f"Prefetcher: size: expected >= 1, found {size}")
         self._iterator = iterator
+        self._transform = transform or (lambda batch: batch)
         self._queue: queue.Queue = queue.Queue(maxsize=int(size))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._work, name="pair-prefetch", daemon=True)
@@ -123,7 +128,8 @@ class Prefetcher:
     def _work(self) -> None:
         while not self._stop.is_set():
             try:
-                item = (self._iterator.next(), self._iterator.get_state()), None
+                batch = self._transform(self._iterator.next())
+                item = (batch, self._iterator.get_state()), None
             except Exception as e:  # noqa: BLE001 (handed to the consumer)
                 item = None, e
             while not self._stop.is_set():
@@ -135,7 +141,7 @@ class Prefetcher:
             if item[1] is not None:
                 return
 
-    def next(self) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    def next(self) -> tuple[Any, dict[str, int]]:
         """The next `(batch, iterator state after it)`."""
         value, error = self._queue.get()
         if error is not None:

@@ -3,8 +3,9 @@
 Build data, model and state (random, or `training.init_checkpoint`: converted MASt3R or JOSH3R
 weights), restore the newest checkpoint that verifies if any, then step:
 
-* host batches are made in a background thread (`trainers.pair_iterator.Prefetcher`), so the
-  crops and resizes of step t+1 overlap step t;
+* batches are made and put on the devices in a background thread
+  (`trainers.pair_iterator.Prefetcher`), so the crops, resizes and host-to-device copies of
+  the next steps overlap the current one;
 * the step (`trainers.train_step`) runs under `jax.jit` over a `("data",)` mesh or under
   `jax.pmap` (`trainers.parallel`);
 * metrics stay on the device and are fetched every `log_every` steps (and before each save), so
@@ -61,7 +62,7 @@ from trainers.train_step import DATA_AXIS, StepFns, forward, make_step_fns, trai
 
 __all__ = [
     "DATA_AXIS", "MetricsWriter", "StepFns", "TrainState", "build_model", "forward",
-    "init_train_state", "make_iterator", "make_jit_step", "make_mesh", "make_optimizer",
+    "init_train_state", "make_driver", "make_iterator", "make_jit_step", "make_mesh", "make_optimizer",
     "make_pmap_step", "make_step_fns", "maybe_initialize_distributed", "optimizer_from_config",
     "pmap_replicate", "pmap_split_batch", "pmap_to_global", "pmap_unreplicate", "read_metrics", "replicate", "run",
     "shard_batch", "train_step",
@@ -103,6 +104,15 @@ def make_iterator(config: Any, dataset: PairDataset) -> PairIterator:
         dataset, global_batch_size=tc.batch_size, seed=tc.seed,
         image_hw=tuple(config.image_size), augment=AugmentConfig(**dict(config.data.augment)),
         process_index=jax.process_index(), process_count=jax.process_count())
+
+
+def make_driver(fns: StepFns, mesh: jax.sharding.Mesh, state: TrainState, *, use_pmap: bool):
+    """`(step_fn, state in the driver's layout, place)` for jit over `mesh` or pmap; `place`
+    puts a host batch (this process's slice) where the step wants it."""
+    if use_pmap:
+        place = lambda local: pmap_split_batch(local, jax.local_device_count())
+        return make_pmap_step(fns), pmap_replicate(state), place
+    return make_jit_step(fns, mesh), state, lambda local: shard_batch(mesh, local)
 
 
 class _MetricsBuffer:
@@ -181,25 +191,17 @@ def run(
         MetricsWriter(workdir, resume_step=start, enabled=jax.process_index() == 0))
 
     use_pmap = tc.parallel == "pmap"
-    if use_pmap:
-        step_fn = make_pmap_step(fns)
-        state = pmap_replicate(state)
-    else:
-        step_fn = make_jit_step(fns, mesh)
+    step_fn, state, place = make_driver(fns, mesh, state, use_pmap=use_pmap)
     block = tc.block_every_step or (jax.default_backend() == "cpu" and jax.device_count() > 1)
-
     done = 0
-    with Prefetcher(iterator, size=tc.prefetch) as batches:
+    with Prefetcher(iterator, size=tc.prefetch, transform=place) as batches:
         for step in range(start + 1, tc.num_steps + 1):
             if stop_after is not None and done >= stop_after:
                 break
-            local, data_state = batches.next()
+            batch, data_state = batches.next()
+            state, metrics = step_fn(state, batch)
             if use_pmap:
-                batch = pmap_split_batch(local, jax.local_device_count())
-                state, metrics = step_fn(state, batch)
                 metrics = pmap_unreplicate(metrics)
-            else:
-                state, metrics = step_fn(state, shard_batch(mesh, local))
             if block:
                 jax.block_until_ready(metrics)
             metrics_buffer.add(step, metrics)
