@@ -7,13 +7,16 @@
 
 Re-running with the same --workdir resumes from its latest checkpoint. Metrics go to
 `<workdir>/metrics.jsonl` (and TensorBoard if tensorboardX is installed). Multi-host: set
-JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID on every process.
+JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID on every process. Start from
+MASt3R weights with --config.training.init_checkpoint=<file>. A damaged newest checkpoint is
+skipped (logged) and the newest good one used. Compiled steps are kept in JAX's persistent
+cache (--compilation_cache, see experiments/compile_cache.py).
 """
 
 from absl import flags
 from ml_collections import config_flags
 
-from experiments import cli
+from experiments import cli, compile_cache
 from experiments.configs import josh3r_train
 from trainers import train
 
@@ -23,6 +26,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, metrics.jsonl, ten
 
 def main(argv):
     del argv
+    compile_cache.enable(compile_cache.COMPILATION_CACHE.value)  # a resumed run compiles once
     train.run(josh3r_train.with_training_defaults(_CONFIG.value), _WORKDIR.value)
 
 

@@ -26,9 +26,11 @@ import body_models
 from body_models import rotations
 from experiments.configs import josh3r_train
 from experiments.configs import synthetic as synthetic_config
+from josh_jax.errors import InputError
 from josh_jax.synthetic import generate_clip
+from trainers import convert, josh3r, pair_iterator, parallel, train, train_state
 from trainers import data as data_lib
-from trainers import josh3r, losses, train
+from trainers import pair_loss as losses
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 HW = (32, 48)
@@ -186,6 +188,141 @@ def test_crop_keeps_box_and_points_aligned(dataset):
     np.testing.assert_allclose(w_crop, 2 * w_full, rtol=1e-5)
 
 
+def test_prefetcher_hands_out_the_iterator_batches_and_states(dataset):
+    kw = dict(global_batch_size=4, seed=3, image_hw=HW)
+    plain = data_lib.PairIterator(dataset, **kw)
+    expected = [(plain.next(), plain.get_state()) for _ in range(5)]
+    with pair_iterator.Prefetcher(data_lib.PairIterator(dataset, **kw), size=2) as batches:
+        for batch, state in expected:
+            got, got_state = batches.next()
+            assert got_state == state
+            for k in batch:
+                np.testing.assert_array_equal(got[k], batch[k], err_msg=k)
+
+    class Broken:
+        def next(self):
+            raise OSError("disk gone")
+
+        def get_state(self):
+            return {}
+
+    with pair_iterator.Prefetcher(Broken()) as batches, pytest.raises(OSError, match="disk"):
+        batches.next()
+
+
+# ---------------------------------------------------------------------------------------------
+# Optimizer, initial weights, replication
+# ---------------------------------------------------------------------------------------------
+
+
+class _TwoPart(nnx.Module):
+    """A 'backbone' (`mast3r`) and a 'head', each a Linear + LayerNorm."""
+
+    def __init__(self, rngs):
+        self.mast3r = nnx.Sequential(nnx.Linear(3, 4, rngs=rngs), nnx.LayerNorm(4, rngs=rngs))
+        self.head = nnx.Sequential(nnx.Linear(4, 2, rngs=rngs), nnx.LayerNorm(2, rngs=rngs))
+
+
+def test_weight_decay_masks_all_but_kernels_and_backbone_steps_slower():
+    params = nnx.state(_TwoPart(nnx.Rngs(0)), nnx.Param)
+    flat = dict(jax.tree_util.tree_flatten_with_path(train_state.decay_mask(params))[0])
+    by_name = {train_state.path_names(k): v for k, v in flat.items()}
+    assert {n[-1] for n, v in by_name.items() if v} == {"kernel"}
+    assert {n[-1] for n, v in by_name.items() if not v} == {"bias", "scale"}
+    groups = jax.tree.leaves(train_state.param_groups(params, ("mast3r",)))
+    assert sorted(set(groups)) == ["backbone", "heads"] and groups.count("backbone") == 4
+    # Zero gradients: Adam's step is 0, so the update is the decay alone (kernels only).
+    tx, _ = train_state.make_optimizer(learning_rate=0.1, total_steps=10, weight_decay=0.5,
+                                       grad_clip_norm=None, backbone_lr_factor=0.1)
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    updates, _ = tx.update(zeros, tx.init(params), params)
+    for (path, u), (_, w) in zip(jax.tree_util.tree_flatten_with_path(updates)[0],
+                                 jax.tree_util.tree_flatten_with_path(params)[0], strict=True):
+        names = train_state.path_names(path)
+        lr = 0.1 * (0.1 if names[0] == "mast3r" else 1.0)
+        want = -lr * 0.5 * np.asarray(w) if names[-1] == "kernel" else np.zeros_like(w)
+        np.testing.assert_allclose(np.asarray(u), want, rtol=1e-6, err_msg=str(names))
+    # Equal gradients: the backbone's first Adam step is 0.1 x the heads'.
+    ones = jax.tree.map(jnp.ones_like, params)
+    tx, _ = train_state.make_optimizer(learning_rate=0.1, total_steps=10, weight_decay=0.0,
+                                       grad_clip_norm=None, backbone_lr_factor=0.1)
+    updates, _ = tx.update(ones, tx.init(params), params)
+    steps = {train_state.path_names(p)[0]: float(np.abs(np.asarray(u)).max())
+             for p, u in jax.tree_util.tree_flatten_with_path(updates)[0]}
+    np.testing.assert_allclose(steps["mast3r"], 0.1 * steps["head"], rtol=1e-5)
+
+
+def test_init_weights_from_mast3r_and_josh3r_files(tmp_path):
+    cfg = josh3r_train.get_config("micro").model
+    teacher = josh3r.JOSH3R(cfg, rngs=nnx.Rngs(1))
+    weights = convert.flax_state_dict(teacher)
+    mast3r_file, josh3r_file = str(tmp_path / "mast3r.npz"), str(tmp_path / "josh3r.npz")
+    np.savez(mast3r_file, **{k[len("mast3r."):]: v for k, v in weights.items()
+                             if k.startswith("mast3r.")})
+    np.savez(josh3r_file, **weights)
+
+    def loaded(path):
+        student = josh3r.JOSH3R(cfg, rngs=nnx.Rngs(2))
+        train_state.load_init_weights(student, path)
+        got = convert.flax_state_dict(student)
+        return {k: np.array_equal(got[k], weights[k]) for k in weights}
+
+    from_mast3r = loaded(mast3r_file)
+    assert all(v for k, v in from_mast3r.items() if k.startswith("mast3r."))
+    # The JOSH3R parts keep their own initial values (zero-initialised layers aside).
+    heads = [k for k in weights if not k.startswith("mast3r.") and k.endswith("kernel")
+             and np.abs(weights[k]).max() > 0]
+    assert heads and not any(from_mast3r[k] for k in heads)
+    assert all(loaded(josh3r_file).values())
+    bad = str(tmp_path / "bad.npz")
+    np.savez(bad, **{"mast3r.encoder.patch_embed.proj.kernel": np.zeros((1, 2))})
+    for path in (bad, str(tmp_path / "missing.npz")):
+        with pytest.raises(train_state.InitCheckpointError) as info:
+            train_state.load_init_weights(josh3r.JOSH3R(cfg, rngs=nnx.Rngs(2)), path)
+        assert isinstance(info.value, InputError) and "\n" not in str(info.value)
+
+
+def test_init_weights_from_pytorch_state_dicts(tmp_path):
+    """The PyTorch-named tiny JOSH3R state dict of the parity vectors: as JOSH3R weights it fills
+    the model as `convert.load_josh3r` does; its `mast3r.*` part alone (a bare MASt3R state
+    dict) fills exactly the backbone."""
+    cfg = josh3r_train.get_config("tiny").model
+    path = os.path.join(DATA, "josh3r_tiny_state_dict.npz")
+    reference = convert.flax_state_dict(convert.load_josh3r(path, cfg)[0])
+    model = josh3r.JOSH3R(cfg, rngs=nnx.Rngs(5))
+    train_state.load_init_weights(model, path)
+    got = convert.flax_state_dict(model)
+    assert all(np.array_equal(got[k], reference[k]) for k in reference)
+    with np.load(path) as z:
+        bare = {k[len("mast3r."):]: z[k] for k in z.files if k.startswith("mast3r.")}
+    mast3r_file = str(tmp_path / "mast3r_tiny.npz")
+    np.savez(mast3r_file, **bare)
+    model = josh3r.JOSH3R(cfg, rngs=nnx.Rngs(5))
+    train_state.load_init_weights(model, mast3r_file)
+    got = convert.flax_state_dict(model)
+    backbone = [k for k in reference if k.startswith("mast3r.")]
+    assert backbone and all(np.array_equal(got[k], reference[k]) for k in backbone)
+    heads = [k for k in reference if not k.startswith("mast3r.") and k.endswith("kernel")
+             and np.abs(reference[k]).max() > 0]
+    assert heads and not any(np.array_equal(got[k], reference[k]) for k in heads)
+
+
+def test_pmap_replicate_and_back_keep_values_and_layout():
+    mesh = parallel.make_mesh()
+    tree = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.int32(4)}
+    on_mesh = parallel.replicate(mesh, tree)
+    assert on_mesh["a"].sharding.is_fully_replicated
+    stacked = parallel.pmap_replicate(on_mesh)
+    n = jax.local_device_count()
+    assert stacked["a"].shape == (n, 2, 3) and stacked["b"].shape == (n,)
+    assert [s.data.shape for s in stacked["a"].addressable_shards] == [(1, 2, 3)] * n
+    doubled = jax.pmap(lambda t: jax.tree.map(lambda x: 2 * x, t))(stacked)
+    back = parallel.pmap_to_global(doubled, mesh)
+    assert back["a"].sharding.is_fully_replicated and back["a"].shape == (2, 3)
+    np.testing.assert_array_equal(np.asarray(back["a"]), 2 * tree["a"])
+    assert int(back["b"]) == 8
+
+
 # ---------------------------------------------------------------------------------------------
 # Training the real JOSH3R (`micro` preset)
 # ---------------------------------------------------------------------------------------------
@@ -290,13 +427,13 @@ def test_jit_mesh_and_pmap_paths_agree(tmp_path, synthetic_pairs, compilation_ca
     assert jax.device_count() == 8, "the devices(8) marker asks conftest for 8 CPU devices"
     steps = 3
     out = {}
-    for parallel in ("jit", "pmap"):
+    for mode in ("jit", "pmap"):
         # NUM_STEPS as in full_run (the schedule is compiled into the step): the jit step is
-        # loaded from the cache. train.run blocks on every step's metrics (CPU hang hazard).
-        cfg = _micro_config(parallel=parallel, checkpoint_every=100)
-        state = train.run(cfg, str(tmp_path / parallel), dataset=synthetic_pairs,
-                          stop_after=steps)
-        out[parallel] = (jax.device_get(state), train.read_metrics(str(tmp_path / parallel)))
+        # loaded from the cache. On several CPU devices train.run blocks on every step (CPU
+        # hang hazard of back-to-back collectives).
+        cfg = _micro_config(parallel=mode, checkpoint_every=100)
+        state = train.run(cfg, str(tmp_path / mode), dataset=synthetic_pairs, stop_after=steps)
+        out[mode] = (jax.device_get(state), train.read_metrics(str(tmp_path / mode)))
     (s_jit, m_jit), (s_pmap, m_pmap) = out["jit"], out["pmap"]
     # Same global-batch loss at every step. Tolerance: float32 reduction order differs (psum of
     # per-device partial sums vs XLA's all-reduce of the global sum).
@@ -367,3 +504,30 @@ def test_kill_and_resume_equals_uninterrupted_run(tmp_path, full_run, synthetic_
     assert [r["step"] for r in recs] == list(range(1, NUM_STEPS + 1))
     ref = train.read_metrics(full_dir)
     np.testing.assert_allclose([r["loss"] for r in recs], [r["loss"] for r in ref], rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_damaged_latest_checkpoint_resumes_from_last_good_step(tmp_path, full_run,
+                                                               synthetic_pairs, compilation_cache):
+    """Issue 11: a truncated array file in the newest step and a torn last metrics line: the run
+    falls back to the previous step, redoes the steps after it and ends as the intact run."""
+    import glob  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+
+    full, full_dir = full_run
+    workdir = tmp_path / "run"
+    shutil.copytree(full_dir, workdir)
+    newest = workdir / "checkpoints" / str(NUM_STEPS)
+    biggest = max(glob.glob(str(newest / "state" / "**" / "d" / "*"), recursive=True),
+                  key=os.path.getsize)
+    with open(biggest, "r+b") as f:
+        f.truncate(os.path.getsize(biggest) // 2)
+    with open(workdir / "metrics.jsonl", "a") as f:
+        f.write('{"step": 13, "lo')
+    resumed = jax.device_get(train.run(_micro_config(checkpoint_every=4), str(workdir),
+                                       dataset=synthetic_pairs))
+    assert int(resumed.step) == NUM_STEPS
+    for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(resumed), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+    assert [r["step"] for r in train.read_metrics(str(workdir))] == list(range(1, NUM_STEPS + 1))
+    assert os.listdir(str(workdir / "checkpoints.damaged"))[0].startswith(f"{NUM_STEPS}-")

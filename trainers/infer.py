@@ -39,7 +39,7 @@ import body_models
 from josh_jax import geometry as geo
 from josh_jax import result as result_lib
 from trainers import data as data_lib
-from trainers import losses as losses_lib
+from trainers import pair_loss as losses_lib
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,16 +30,29 @@ def training_config(preset: str) -> ml_collections.ConfigDict:
     t.seed = 0
     t.batch_size = 8  # global, over all devices; a multiple of the device count
     t.num_steps = 60 if _small(preset) else 100_000
-    t.learning_rate = 3e-4 if _small(preset) else 1e-4
+    t.learning_rate = 3e-4 if _small(preset) else 1e-4  # the heads (everything not backbone)
+    # The backbone (parameters under `backbone_prefixes`, dotted paths): pretrained MASt3R when
+    # `init_checkpoint` is set, so the full preset fine-tunes it 10x slower than the heads.
+    t.backbone_learning_rate = 3e-4 if _small(preset) else 1e-5
+    t.backbone_prefixes = ("mast3r",)
+    # Initial weights: "" -> random; a MASt3R checkpoint (the paper's start; the JOSH3R parts
+    # start random) or a JOSH3R one, PyTorch (.pth/.safetensors/.npz) or converted Flax (.npz).
+    # Ignored when the workdir has checkpoints (the run resumes instead).
+    t.init_checkpoint = ""
     t.warmup_steps = 5 if _small(preset) else 2_000
     t.end_lr_factor = 0.01
-    t.weight_decay = 1e-4
+    t.weight_decay = 1e-4  # on Linear/Conv kernels only (not biases, norms, tokens)
     t.grad_clip_norm = 1.0
     t.use_dropout = True
     t.parallel = "jit"  # "jit" (jit over a ("data",) mesh) or "pmap"
     t.checkpoint_every = 20 if _small(preset) else 1_000
     t.checkpoint_keep = 3
-    t.log_every = 10 if _small(preset) else 100
+    t.async_checkpoint = True  # orbax writes in the background; `close` waits
+    t.log_every = 10 if _small(preset) else 100  # metrics are fetched from the device this often
+    # Block on every step's metrics. Always done on a CPU backend with several devices
+    # (back-to-back collectives can hang there); True forces it elsewhere (debugging).
+    t.block_every_step = False
+    t.prefetch = 2  # host batches made ahead in a background thread
     t.body_model_path = ""  # "" -> the built-in mannequin; use an SMPL neutral .npz/.pkl
     return t
 

@@ -20,7 +20,7 @@ per-device split. With `axis_name=None` (the `jax.jit` + mesh path) nothing is e
 
 Frame of `X21` (spec 3.3 and 6.20): by MASt3R's convention `X21` is view 2 expressed in
 camera 1, while `loss_contact_scale` poses the view-2 feet in camera 2. The terms are kept as
-the reference writes them; `trainers/data.py` stores the view-2 depth label in camera 2 by
+the reference writes them; `trainers/labels.py` stores the view-2 depth label in camera 2 by
 default (`view2_depth_frame="cam2"`), which makes the two terms agree (fine-tuning then moves
 `X21` to camera 2); `"cam1"` keeps MASt3R's convention instead.
 """
