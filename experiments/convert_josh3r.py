@@ -12,7 +12,7 @@ loads either the original checkpoint or this file. An existing output is replace
 from absl import flags
 from ml_collections import config_flags
 
-from experiments import cli
+from experiments import cli, compile_cache
 from trainers import convert
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "JOSH3R config file with preset.")
@@ -24,6 +24,7 @@ _STRICT = flags.DEFINE_bool("strict", True, "Refuse checkpoints with unmatched/m
 
 def main(argv):
     del argv
+    compile_cache.enable(compile_cache.COMPILATION_CACHE.value)
     model, report = convert.load_josh3r(_CHECKPOINT.value, _CONFIG.value.model,
                                         strict=_STRICT.value)
     print(report.summary())

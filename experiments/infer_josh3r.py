@@ -18,7 +18,7 @@ from flax import nnx
 from ml_collections import config_flags
 
 import body_models
-from experiments import cli
+from experiments import cli, compile_cache
 from experiments.configs.josh3r_train import with_training_defaults
 from josh_jax.clip import load_clip
 from josh_jax.io.outputs import write_all
@@ -64,6 +64,7 @@ def load_model(config, checkpoint: str) -> nnx.Module:
 
 def main(argv):
     del argv
+    compile_cache.enable(compile_cache.COMPILATION_CACHE.value)
     config = _CONFIG.value
     clip, _ = load_clip(_CLIP.value)
     body = body_models.load_model(_BODY.value or None)
