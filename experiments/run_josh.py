@@ -27,7 +27,7 @@ import time
 from absl import flags, logging
 from ml_collections import config_flags
 
-from experiments import cli
+from experiments import cli, compile_cache
 from experiments.configs import josh as josh_config
 from josh_jax import pipeline, synthetic
 from josh_jax.clip import load_any
@@ -97,6 +97,7 @@ def load_items(paths: list[str]) -> list[tuple]:
 
 def main(argv):
     del argv
+    compile_cache.enable()  # before the first jit; --compilation_cache=off turns it off
     paths = input_paths()
     config = _CONFIG.value
     if config is None:
