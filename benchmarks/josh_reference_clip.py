@@ -61,6 +61,12 @@ _STAGE_SPLIT = flags.DEFINE_boolean(
     "stage_split", True, "Also compile a stage-1-only program to split ms per iteration by stage.")
 
 
+NOTES = ("Measured on a shared 2-core machine with other jobs running (see the load averages): "
+         "wall times are noisy upper bounds. wall_cold_s / wall_warm_s include the process start "
+         "and JAX import, prepare, compile (cold) or cache read (warm), run and every default "
+         "writer (npz, glb, amass, tum, mp4).")
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -207,7 +213,7 @@ def main(argv):
     name = "josh_reference_clip"
     save_result_npz(os.path.join(_OUT_DIR.value, f"{name}_{device}.npz"), result)
     write_result(name, figures, out_dir=_OUT_DIR.value, tag=device,
-                 config=json.loads(config.to_json()), metrics=metrics)
+                 config=json.loads(config.to_json()), metrics=metrics, notes=NOTES)
 
 
 if __name__ == "__main__":
