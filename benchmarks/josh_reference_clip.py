@@ -8,7 +8,11 @@ figures}) and the result `.npz` next to it (git-ignored), and prints the figures
 optimizer is compiled ahead of time (`jit(...).lower(problem).compile()`, `compile_s`) and then
 run once (`run_s`, blocked on the output). `ms_per_iter_stage1` is measured on a second compiled
 program with stage 2 switched off; `ms_per_iter_stage2` is the remainder of `run_s` divided by the
-stage-2 iterations. Accuracy uses the reference result JSON's definitions on the 21 keyframes
+stage-2 iterations. `run_s_all_matches` (and its `compile_s_all_matches`) is the same run with
+`max_matches_per_pair=0`: every match kept, the reference's work. `wall_cold_s` and `wall_warm_s`
+are what a user waits for the main job's steps (start, prepare, compile, run, write every output):
+`python -m experiments.run_josh` on this clip with this config in a new process, first with an
+empty compilation cache, then again in a second process that reads that cache. Accuracy uses the reference result JSON's definitions on the 21 keyframes
 (`../shared/reference/README.md`), and the reference's own numbers are read from
 `../shared/reference/josh_reference_result_pipeline.json` (prefixed `reference_`).
 """
@@ -18,6 +22,9 @@ from __future__ import annotations
 import json
 import os
 import resource
+import subprocess
+import sys
+import tempfile
 import time
 
 import jax
@@ -46,8 +53,18 @@ _REFERENCE_JSON = flags.DEFINE_string(
     "reference_json", os.path.join(_SHARED, "josh_reference_result_pipeline.json"),
     "The reference run's result JSON.")
 _OUT_DIR = flags.DEFINE_string("out_dir", RESULTS_DIR, "Where the JSON and the result .npz go.")
+_WALL = flags.DEFINE_boolean(
+    "wall", True, "Also time the main job (run_josh) in new processes, cold and with the cache.")
+_ALL_MATCHES = flags.DEFINE_boolean(
+    "all_matches", True, "Also time the run with max_matches_per_pair=0 (the reference's work).")
 _STAGE_SPLIT = flags.DEFINE_boolean(
     "stage_split", True, "Also compile a stage-1-only program to split ms per iteration by stage.")
+
+
+NOTES = ("Measured on a shared 2-core machine with other jobs running (see the load averages): "
+         "wall times are noisy upper bounds. wall_cold_s / wall_warm_s include the process start "
+         "and JAX import, prepare, compile (cold) or cache read (warm), run and every default "
+         "writer (npz, glb, amass, tum, mp4).")
 
 
 def peak_rss_mb() -> float:
@@ -74,6 +91,39 @@ def reference_figures(path: str) -> dict[str, float]:
         "reference_focal_err": abs(float(m["focal_final_rel_err"])),
         "reference_cam_ate_sim3_m": float(m["cam_ate_sim3_m"]),
     }
+
+
+def main_job_wall_s(clip_path: str, config: ml_collections.ConfigDict) -> dict[str, float]:
+    """Wall seconds of `experiments.run_josh` on the clip: cold cache, then warm (second process)."""
+    figures = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        config_path = os.path.join(tmp, "config.json")
+        with open(config_path, "w") as f:
+            f.write(config.to_json())
+        cmd = [sys.executable, "-m", "experiments.run_josh", f"--clip={clip_path}",
+               f"--out={os.path.join(tmp, 'out')}", f"--compilation_cache={os.path.join(tmp, 'xla')}",
+               f"--config={os.path.join(cli.CONFIGS, 'josh.py')}:{config.preset}"]
+        for key, value in _flat(config).items():  # the flag overrides that make this config
+            cmd.append(f"--config.{key}={value}")
+        for label in ("cold", "warm"):
+            t = time.perf_counter()
+            done = subprocess.run(cmd, cwd=cli.REPO, capture_output=True, text=True)
+            figures[f"wall_{label}_s"] = time.perf_counter() - t
+            if done.returncode != 0:
+                raise RuntimeError(f"run_josh failed ({label}):\n{done.stderr[-3000:]}")
+    return figures
+
+
+def _flat(config, prefix="") -> dict[str, object]:
+    """Scalar leaves of a config as dotted names (lists and tuples skipped: presets set those)."""
+    out = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, ml_collections.ConfigDict):
+            out.update(_flat(value, name + "."))
+        elif isinstance(value, (bool, int, float, str)) and key != "preset":
+            out[name] = value
+    return out
 
 
 def main(argv):
@@ -121,6 +171,21 @@ def main(argv):
     else:
         figures["ms_per_iter_stage1"] = figures["ms_per_iter_stage2"] = 1000.0 * run_s / (it1 + it2)
 
+    if _ALL_MATCHES.value:
+        c_all = config.copy_and_resolve_references()
+        c_all.unlock()
+        c_all.max_matches_per_pair = 0
+        problem_all, info_all = prepare_lib.prepare(clip, c_all, model, return_info=True)
+        problem_all = jax.block_until_ready(problem_all)
+        t = time.perf_counter()
+        compiled_all = optimize_lib.optimize_jit.lower(
+            problem_all, ml_collections.FrozenConfigDict(c_all)).compile()
+        figures["compile_s_all_matches"] = time.perf_counter() - t
+        t = time.perf_counter()
+        jax.block_until_ready(compiled_all(problem_all))
+        figures["run_s_all_matches"] = time.perf_counter() - t
+        figures["num_matches_all"] = float(info_all.num_matches)
+
     t = time.perf_counter()
     result = make_result(clip, problem, solution, model, config, info=info,
                          curve_columns=optimize_lib.CURVE_COLUMNS)
@@ -140,12 +205,15 @@ def main(argv):
     })
     figures.update(reference_figures(_REFERENCE_JSON.value))
     figures["speedup_vs_reference_run"] = figures["reference_run_s"] / run_s
+    if _WALL.value:
+        figures.update(main_job_wall_s(_CLIP.value, config))
+        figures["load_average_1min_after_wall"] = os.getloadavg()[0]
 
     os.makedirs(_OUT_DIR.value, exist_ok=True)
     name = "josh_reference_clip"
     save_result_npz(os.path.join(_OUT_DIR.value, f"{name}_{device}.npz"), result)
     write_result(name, figures, out_dir=_OUT_DIR.value, tag=device,
-                 config=json.loads(config.to_json()), metrics=metrics)
+                 config=json.loads(config.to_json()), metrics=metrics, notes=NOTES)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ import time
 from absl import flags, logging
 from ml_collections import config_flags
 
-from experiments import cli
+from experiments import cli, compile_cache
 from experiments.configs import josh as josh_config
 from josh_jax import pipeline, preflight, synthetic
 from josh_jax.clip import load_any
@@ -138,6 +138,7 @@ def check_bodies(items: list[tuple], skipped: list[dict], body_model,
 
 def main(argv):
     del argv
+    compile_cache.enable()  # before the first jit; --compilation_cache=off turns it off
     paths = input_paths()
     config = _CONFIG.value
     if config is None:

@@ -152,6 +152,7 @@ def _manifest_shapes():
         return convert.iter_manifest(json.load(f)["entries"])
 
 
+@pytest.mark.slow  # one of the slowest of the inner loop (>10 s on 2 cores)
 def test_full_size_manifest_converts_without_unmatched_keys():
     """All 1350 names/shapes of the official checkpoint against the full-size Flax model.
 

@@ -168,6 +168,7 @@ def test_chain_smpl_hand_computed_three_pairs():
     np.testing.assert_allclose(infer.chain_smpl(R, t, np.zeros(3)), T, atol=1e-12)
 
 
+@pytest.mark.slow  # one of the slowest of the inner loop (>10 s on 2 cores)
 def test_random_tiny_josh3r_runs_on_a_clip(body, clip_gt):
     from experiments.configs.josh3r import get_config
     from trainers import josh3r
@@ -193,6 +194,7 @@ def test_random_tiny_josh3r_runs_on_a_clip(body, clip_gt):
     assert np.abs(np.asarray(result2.T_world_cam) - np.asarray(result.T_world_cam)).max() > 1e-4
 
 
+@pytest.mark.slow  # one of the slowest of the inner loop (>10 s on 2 cores)
 def test_pseudo_labels_from_a_result_match_the_ground_truth_labels(body, clip_gt):
     """A Result built from the true keyframe quantities gives the ground-truth labels back.
 

@@ -108,6 +108,7 @@ def test_output_matches_float64_reference_within_float32_noise(josh3r_run):
         assert_close(f"f64 {key}", getattr(out, key), ref[f"f64_out_{key}"], rel=1e-5)
 
 
+@pytest.mark.slow  # one of the slowest of the inner loop (>10 s on 2 cores)
 def test_bf16_compute_close_to_float32_and_params_stay_float32(state_dict, josh3r_run):
     _, _, ref, out32, _ = josh3r_run
     model, _ = load_josh3r(state_dict, get_config("tiny_bf16").model)
@@ -131,6 +132,7 @@ def test_bf16_compute_close_to_float32_and_params_stay_float32(state_dict, josh3
         "bf16 run is bit-identical to fp32: compute dtype not applied"
 
 
+@pytest.mark.slow  # one of the slowest of the inner loop (>10 s on 2 cores)
 def test_mast3r_symmetric_matches_pytorch(state_dict):
     model, report = load_mast3r(state_dict, get_config("tiny").model)
     assert report.ok and not report.missing

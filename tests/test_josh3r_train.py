@@ -117,6 +117,7 @@ def test_loss_gradients_finite_and_pointmap_stopped_in_contact(body):
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # one of the slowest of the inner loop (>10 s on 2 cores)
 def test_relative_label_moves_body1_frame_onto_body2(body):
     seq = make_sequence(body, 3)
     J0 = np.asarray(body_models.rest_joints(body, jnp.asarray(seq.betas))[0])

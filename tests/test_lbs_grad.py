@@ -212,6 +212,7 @@ def test_skin_blocks_match_one_body_at_a_time():
     assert _rel_err(dW, dW_sum) < 1e-5
 
 
+@pytest.mark.slow  # one of the slowest of the inner loop (>10 s on 2 cores)
 def test_grads_wrt_model_arrays_equal_plain_autodiff(blocks_of_8):
     """The model pytree's cotangents (lbs_weights through the hand-written VJP) under vmap."""
     model = _random_model("smpl")

@@ -106,6 +106,7 @@ def test_feet_flat_on_the_ground(model, arrays):
     assert v[feet[0], 0] > 0 > v[feet[2], 0]
 
 
+@pytest.mark.slow  # one of the slowest of the inner loop (>10 s on 2 cores)
 def test_betas_keep_soles_on_ground_and_beta0_height_beta1_girth(model):
     soles = indices.sole_vertices("mannequin")
     rng = np.random.default_rng(0)

@@ -59,6 +59,7 @@ def _result_from_gt(clip, gt, model, transl_scale=1.0):
     )
 
 
+@pytest.mark.slow  # one of the slowest of the inner loop (>10 s on 2 cores)
 def test_evaluate_ground_truth_result_scores_zero(tiny):
     clip, gt, model = tiny
     res = _result_from_gt(clip, gt, model)

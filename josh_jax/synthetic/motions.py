@@ -2,13 +2,13 @@
 
 A motion is built in three steps, per person, for every video frame:
 
-1. a root plan: the horizontal path the person follows (`anchor_xz`, the point the feet step
-   around), the heading, the pelvis's own horizontal position (differs from the anchor when
-   sitting), a sitting amount and a torso lean;
-2. footsteps: a stepping controller plants each foot flat on the scene surface (height from ray
-   casting) and swings it to a new spot only when the plan has moved away from it; a planted foot
-   does not move at all;
-3. joint rotations: analytic two-bone leg IK from the pelvis to each planted (or swinging) ankle,
+1. a root plan (`root_plans.py`): the horizontal path the person follows (`anchor_xz`, the point
+   the feet step around), the heading, the pelvis's own horizontal position (differs from the
+   anchor when sitting), a sitting amount and a torso lean;
+2. footsteps (`footsteps.py`): a stepping controller plants each foot flat on the scene surface
+   (height from ray casting) and swings it to a new spot only when the plan has moved away from
+   it; a planted foot does not move at all;
+3. joint rotations (this module): analytic two-bone leg IK from the pelvis to each planted (or swinging) ankle,
    the ankle set so that the foot keeps its planned world orientation; arms lowered from the
    T-pose and swinging against the legs; spine lean.
 
@@ -29,8 +29,11 @@ from scipy import ndimage
 
 import body_models
 from josh_jax.synthetic import scenes
+from josh_jax.synthetic.footsteps import plan_footsteps
+from josh_jax.synthetic.root_plans import MOTIONS, RootPlan, root_plan
 
-MOTIONS = ("walk_straight", "walk_curved", "turn", "step_up", "sit", "stand")
+__all__ = ["MOTIONS", "Motion", "RootPlan", "make_motion", "plan_footsteps", "pose_vertices",
+           "root_plan", "rot_x", "rot_y", "rot_z"]
 
 # SMPL joint indices used here.
 _PELVIS, _L_HIP, _R_HIP, _SPINE1, _L_KNEE, _R_KNEE, _SPINE2, _L_ANKLE, _R_ANKLE = range(9)
@@ -60,11 +63,6 @@ def rot_z(a):
     c, s, o, z = np.cos(a), np.sin(a), np.ones_like(a), np.zeros_like(a)
     return np.stack([np.stack([c, -s, z], -1), np.stack([s, c, z], -1),
                      np.stack([z, z, o], -1)], -2)
-
-
-def _smoothstep(x):
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3.0 - 2.0 * x)
 
 
 def _normalize(v):
@@ -121,223 +119,6 @@ def _rig(model, betas) -> _Rig:
     return _Rig(joints=joints, sole_ref=np.stack(refs), leg_len=thigh + shin)
 
 
-# ------------------------------------------------------------------------------------------
-# 1. Root plans.
-
-
-@dataclasses.dataclass(frozen=True)
-class RootPlan:
-    """Per-frame plan of one person (F video frames).
-
-    Attributes:
-        anchor_xz: float64[F, 2] where the feet step around (the walking path).
-        heading: float64[F] facing direction about +y.
-        pelvis_xz: float64[F, 2] horizontal pelvis position.
-        sit: float64[F] 0 standing .. 1 seated.
-        seat_height: float; height of the seat surface (sit motions).
-        lean: float64[F] forward torso lean (radians).
-        speed: float64[F] walking speed (m/s), sets the knee bend.
-    """
-
-    anchor_xz: np.ndarray
-    heading: np.ndarray
-    pelvis_xz: np.ndarray
-    sit: np.ndarray
-    seat_height: float
-    lean: np.ndarray
-    speed: np.ndarray
-
-
-def _integrate(start_xz, speed, heading, fps):
-    step = np.stack([np.sin(heading), np.cos(heading)], -1) * (speed / fps)[:, None]
-    return np.asarray(start_xz, np.float64) + np.concatenate([np.zeros((1, 2)),
-                                                              np.cumsum(step[:-1], 0)])
-
-
-def root_plan(kind: str, num_frames: int, fps: float, scene: scenes.Scene, *, lane: float = 0.0,
-              speed: float = 1.0, rng: np.random.Generator | None = None) -> RootPlan:
-    """The root plan of one motion.
-
-    Args:
-        kind: one of `MOTIONS`. "walk_straight": along +z. "walk_curved": an arc turning by about
-            90 degrees. "turn": walks, stops, turns about 150 degrees in place, walks on.
-            "step_up": walks along +z over the scene's step or slope (any scene works: feet follow
-            the surface). "sit": stands in front of the bench, sits down, sits, stands up (needs
-            the "bench" scene). "stand": stands still, swaying slightly.
-        num_frames: F video frames.
-        fps: video frame rate.
-        scene: the scene (seat position for "sit").
-        lane: lateral offset in metres (second person).
-        speed: walking speed in m/s.
-        rng: generator for small variations.
-
-    Returns:
-        The `RootPlan`.
-    """
-    if kind not in MOTIONS:
-        raise ValueError(f"motion: expected one of {MOTIONS}, found {kind!r}")
-    rng = rng if rng is not None else np.random.default_rng(0)
-    f = np.arange(num_frames, dtype=np.float64)
-    duration = num_frames / fps
-    u = f / max(num_frames - 1, 1)
-    zeros = np.zeros(num_frames)
-    sit = zeros.copy()
-    lean = np.full(num_frames, 0.05)
-    seat_height = 0.0
-    length = speed * duration
-    if kind == "walk_straight":
-        heading = np.full(num_frames, rng.uniform(-0.15, 0.15))
-        v = np.full(num_frames, speed)
-        start = np.array([lane, -0.5 * length])
-    elif kind == "walk_curved":
-        turn = np.deg2rad(90.0) * rng.choice([-1.0, 1.0])
-        heading = -0.5 * turn + turn * u
-        v = np.full(num_frames, speed)
-        radius = length / abs(turn)
-        start = np.array([lane + 0.5 * np.sign(turn) * radius * 0.6, -0.35 * length])
-    elif kind == "turn":
-        turn = np.deg2rad(150.0) * rng.choice([-1.0, 1.0])
-        heading = turn * _smoothstep((u - 0.3) / 0.4)
-        v = speed * (1.0 - np.exp(-(((u - 0.5) / 0.16) ** 4)))
-        start = np.array([lane, -0.3 * length])
-    elif kind == "step_up":
-        heading = zeros.copy()
-        v = np.full(num_frames, 0.8 * speed)
-        start = np.array([lane, -0.2 - 0.8 * 0.55 * length])
-    elif kind == "stand":
-        heading = np.full(num_frames, rng.uniform(-0.5, 0.5))
-        v = zeros.copy()
-        start = np.array([lane, 0.0])
-    else:  # sit
-        seat = scene.features.get("seat")
-        if seat is None:
-            raise ValueError(f"motion 'sit' needs a scene with a seat ('bench'); "
-                             f"found scene {scene.name!r}")
-        heading = np.full(num_frames, np.pi)  # facing -z, back to the bench
-        v = zeros.copy()
-        seat_height = float(seat[1])
-        start = np.array([seat[0] + lane, seat[2] - 0.55])
-        sit = _smoothstep((u - 0.1) / 0.3) * (1.0 - _smoothstep((u - 0.62) / 0.3))
-        # Leaning forward moves the weight over the feet while the pelvis travels.
-        lean = 0.08 + 0.45 * np.sin(np.pi * np.clip(sit, 0, 1)) ** 2 * (sit < 0.999) + 0.1 * sit
-    anchor = _integrate(start, v, heading, fps)
-    pelvis = anchor.copy()
-    if kind == "sit":
-        back = np.stack([np.sin(heading + np.pi), np.cos(heading + np.pi)], -1)
-        pelvis = anchor + back * (0.5 * sit)[:, None]
-    if kind == "stand":
-        sway = 0.015 * np.sin(2 * np.pi * f / fps / 3.0 + rng.uniform(0, 6))
-        pelvis = anchor + np.stack([sway, 0.5 * sway], -1)
-    return RootPlan(anchor_xz=anchor, heading=heading, pelvis_xz=pelvis, sit=sit,
-                    seat_height=seat_height, lean=lean, speed=v)
-
-
-# ------------------------------------------------------------------------------------------
-# 2. Footsteps.
-
-
-def plan_footsteps(plan: RootPlan, scene: scenes.Scene, fps: float, *, foot_width: float = 0.1,
-                   swing_s: float = 0.38, double_support_s: float = 0.14,
-                   clearance: float = 0.07, threshold: float = 0.05):
-    """Plants the feet along the plan with a stepping controller.
-
-    One foot swings at a time. A swing starts when the foot's planted spot is `threshold` away
-    (position plus 0.25 m per radian of yaw) from where the plan will want it, and lands where the
-    plan wants it half a gait cycle later, so feet land ahead of the body. Landing spots are moved
-    forward off step edges so a planted foot is flat.
-
-    Args:
-        plan: the root plan.
-        scene: the scene (surface heights).
-        fps: video frame rate.
-        foot_width: lateral offset of each foot from the path.
-        swing_s: swing duration.
-        double_support_s: minimum time with both feet down between swings.
-        clearance: swing height.
-        threshold: step trigger distance.
-
-    Returns:
-        foot_xz float64[F, 2, 2], foot_y float64[F, 2] (sole height), foot_yaw float64[F, 2],
-        foot_pitch float64[F, 2] (toe up, on slopes), stance bool[F, 2]. Feet ordered (left,
-        right).
-    """
-    num = len(plan.heading)
-    swing_n = max(int(round(swing_s * fps)), 2)
-    ds_n = max(int(round(double_support_s * fps)), 1)
-    sides = np.array([1.0, -1.0])  # left foot is at +x of a body facing +z
-
-    def wanted(k, side):
-        # Before the first frame the path is extrapolated, so the gait is already under way.
-        kc = int(np.clip(k, 0, num - 1))
-        h = plan.heading[kc]
-        lateral = np.array([np.cos(h), -np.sin(h)]) * sides[side] * foot_width
-        anchor = plan.anchor_xz[kc]
-        if k < 0 and num > 1:
-            anchor = anchor + k * (plan.anchor_xz[1] - plan.anchor_xz[0])
-        return anchor + lateral, h
-
-    def surface(xz, yaw):
-        # Slide forward off step edges until heel, middle and toe lie on one plane; on a slope
-        # the foot pitches with the surface.
-        fwd = np.array([np.sin(yaw), np.cos(yaw)])
-        for _ in range(8):
-            hs = scenes.ground_height(scene, xz + np.outer([-0.14, -0.07, 0.0, 0.08, 0.16], fwd))
-            slope = (hs[4] - hs[0]) / 0.3
-            planar = hs - (hs[2] + slope * np.array([-0.14, -0.07, 0.0, 0.08, 0.16]))
-            if np.abs(planar).max() < 0.003 and abs(slope) < 0.4:
-                break
-            xz = xz + 0.05 * fwd
-        return [xz, float(hs[2]), yaw, float(np.arctan(slope))]
-
-    pre_roll = int(2.0 * fps)
-    planted = []
-    for side in range(2):
-        planted.append(surface(*wanted(-pre_roll, side)))
-    foot_xz = np.zeros((num, 2, 2))
-    foot_y = np.zeros((num, 2))
-    foot_yaw = np.zeros((num, 2))
-    foot_pitch = np.zeros((num, 2))
-    stance = np.ones((num, 2), bool)
-    swing = None  # (side, start_frame, from_state, to_state)
-    last_land, last_side = -pre_roll - ds_n, 1
-    # Land ahead of the body by half the distance it travels during the coming stance.
-    lead_n = (swing_n + 2 * ds_n) // 2
-    for k in range(-pre_roll, num):
-        if swing is None and k - last_land >= ds_n:
-            errors = []
-            for side in range(2):
-                xz, yaw = wanted(k + swing_n + lead_n, side)
-                dyaw = np.angle(np.exp(1j * (yaw - planted[side][2])))
-                errors.append(np.linalg.norm(xz - planted[side][0]) + 0.25 * abs(dyaw))
-            side = int(np.argmax(errors))
-            if errors[1 - side] > threshold and side == last_side:
-                side = 1 - side  # alternate feet while walking
-            if errors[side] > threshold:
-                swing = (side, k, list(planted[side]),
-                         surface(*wanted(k + swing_n + lead_n, side)))
-        if swing is not None:
-            side, k0, src, dst = swing
-            s = (k - k0 + 1) / swing_n
-            e = _smoothstep((s - 0.15) / 0.85)  # lift first, then move forward (steps)
-            yaw = src[2] + np.angle(np.exp(1j * (dst[2] - src[2]))) * e
-            planted_side = [src[0] + (dst[0] - src[0]) * e,
-                            src[1] + (dst[1] - src[1]) * _smoothstep(2.0 * s)
-                            + clearance * np.sin(np.pi * min(s, 1.0)), yaw,
-                            src[3] + (dst[3] - src[3]) * e]
-            if s >= 1.0:
-                planted[side] = dst
-                swing, last_land, last_side = None, k, side
-            elif k >= 0:
-                stance[k, side] = False
-                (foot_xz[k, side], foot_y[k, side], foot_yaw[k, side],
-                 foot_pitch[k, side]) = planted_side
-        if k < 0:
-            continue
-        for side in range(2):
-            if stance[k, side]:
-                (foot_xz[k, side], foot_y[k, side], foot_yaw[k, side],
-                 foot_pitch[k, side]) = planted[side]
-    return foot_xz, foot_y, foot_yaw, foot_pitch, stance
 
 
 # ------------------------------------------------------------------------------------------
