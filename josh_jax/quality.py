@@ -35,7 +35,7 @@ def contacts_per_track(contact: np.ndarray, smpl_valid: np.ndarray, thres: float
       smpl_valid: bool [P, T].
     """
     labelled = (np.asarray(contact) > thres) & np.asarray(smpl_valid, bool)[..., None]
-    return labelled.reshape(labelled.shape[0], -1).sum(-1).astype(np.int64)
+    return labelled.sum(axis=(1, 2)).astype(np.int64)  # (P=0 gives an empty array)
 
 
 def input_diagnostics(clip, config) -> dict[str, object]:
