@@ -244,15 +244,40 @@ def load_params(path: str | os.PathLike, sizes: Human3rSizes) -> Human3rParams:
     return _params(cut3r_convert.fill_model(model, cut), human)
 
 
-def random_params(sizes: Human3rSizes, seed: int = 0) -> Human3rParams:
-    """Random weights for smoke runs and benchmarks (CUT3R drawn on the device).
+def _host_random_cut3r(model: Cut3r, rng: np.random.Generator) -> Cut3r:
+    """The abstract CUT3R `model` with random weights drawn on the host (numpy)."""
+    arrays = {}
+    for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param)):
+        name, shape = ".".join(str(p) for p in path), var.get_value().shape
+        if name.endswith("scale"):
+            arrays[name] = np.ones(shape, np.float32)
+        elif name.endswith("bias"):
+            arrays[name] = np.zeros(shape, np.float32)
+        else:
+            arrays[name] = (0.02 * rng.standard_normal(shape)).astype(np.float32)
+    return cut3r_convert.fill_model(model, arrays)
 
-    Human entries: N(0, 0.02^2) weights, zero biases, LayerNorm weights and LayerScale 1, the mean
-    parameters at the identity pose / zero shape, and the `deccam` output bias at (0, 0, 1.6) so that
-    heads land ~4 m in front of the camera (as the parity vectors do).
+
+HOST_INIT_MAX_PARAMS = 50_000_000  # below: numpy on the host; above: drawn on the device
+
+
+def random_params(sizes: Human3rSizes, seed: int = 0) -> Human3rParams:
+    """Random weights for smoke runs and benchmarks.
+
+    CUT3R: LayerNorm scales 1, biases 0, other weights N(0, 0.02^2) (numpy on the host for small
+    sizes, which avoids compiling a program that draws hundreds of arrays; on the device for large
+    ones). Human entries likewise, LayerScale 1, the mean parameters at the identity pose / zero
+    shape, and the `deccam` output bias at (0, 0, 1.6) so that heads land ~4 m in front of the
+    camera (as in the parity vectors).
     """
-    model = cut3r_convert.random_params(sizes.cut3r, seed)
     rng = np.random.default_rng(seed)
+    model = cut3r_convert.abstract_cut3r(sizes.cut3r)
+    count = sum(int(np.prod(v.get_value().shape))
+                for _, v in nnx.to_flat_state(nnx.state(model, nnx.Param)))
+    if count <= HOST_INIT_MAX_PARAMS:
+        model = _host_random_cut3r(model, rng)
+    else:
+        model = cut3r_convert.random_params(sizes.cut3r, seed)
     head = {}
     for name, shape in human_entry_shapes(sizes).items():
         if name.endswith(("norm1.weight", "norm2.weight", "norm.weight", "gamma")):
