@@ -23,7 +23,6 @@ from tests.paths import DATA, ROOT
 from trainers.human3r import convert, infer
 from trainers.human3r.smpl_head import SmplxParams
 
-
 _to_body = jax.jit(infer.smplx_to_body)
 
 
