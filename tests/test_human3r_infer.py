@@ -148,6 +148,24 @@ def test_streaming_result_and_writers(tmp_path, mannequin, people):
     assert all(os.path.getsize(p) > 0 for p in written.values())
 
 
+def test_released_step_traces_abstractly(mannequin):
+    """The whole per-view program at released sizes, 288 x 512 (DINOv2 at 896), shape-checked with
+    jax.eval_shape: nothing of the 1.2 B parameters is allocated."""
+    config = get_config("released")
+    params = convert.abstract_params(convert.Human3rSizes.from_config(config))
+    cfg = infer.InferConfig.from_config(config)
+    step = infer.FrameStep(params, mannequin, cfg)
+    carry = jax.eval_shape(step.initial_carry, step.state)
+    img = jax.ShapeDtypeStruct((288, 512, 3), jnp.float32)
+    new_carry, out = jax.eval_shape(step.apply, step.state, params.backbone, params.head, mannequin,
+                                    carry, img, jax.ShapeDtypeStruct((), bool))
+    assert jax.tree.map(lambda a: a.shape, new_carry) == jax.tree.map(lambda a: a.shape, carry)
+    assert out.pts3d.shape == (288 // cfg.scene_stride, 512 // cfg.scene_stride, 3)
+    assert out.rotmat.shape == (cfg.max_people, 53, 3, 3)
+    assert out.body_pose.shape == (cfg.max_people, mannequin.num_joints - 1, 3, 3)
+    assert carry.cut3r.state.shape == (1, 768, 768) and step.traces == 1
+
+
 def test_reset_interval_feeds_the_overlap_view(mannequin):
     cfg = infer.InferConfig.from_config(_cfg(image_size=64, reset_interval=2))
     fake = FakeStep(cfg, mannequin, [])

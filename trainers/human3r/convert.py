@@ -199,6 +199,20 @@ def load_human3r(state_dict: Mapping[str, Any] | str | os.PathLike, sizes: Human
     return _params(cut3r_convert.fill_model(model, arrays), human), report
 
 
+def abstract_params(sizes: Human3rSizes) -> Human3rParams:
+    """Human3rParams with `jax.ShapeDtypeStruct` leaves (shape checks, `jax.eval_shape` of a step
+    at released sizes without allocating 1.2 B parameters)."""
+    shapes = human_entry_shapes(sizes)
+    head = {k: jax.ShapeDtypeStruct(s, jnp.float32) for k, s in shapes.items()}
+    block0 = BACKBONE_PREFIX + "blocks.0."
+    blocks = {k[len(block0):]: jax.ShapeDtypeStruct((sizes.dino_depth,) + s, jnp.float32)
+              for k, s in shapes.items() if k.startswith(block0)}
+    top = {k[len(BACKBONE_PREFIX):]: v for k, v in head.items()
+           if k.startswith(BACKBONE_PREFIX) and ".blocks." not in k}
+    return Human3rParams(model=cut3r_convert.abstract_cut3r(sizes.cut3r),
+                         backbone={"blocks": blocks, **top}, head=head)
+
+
 CUT3R_KEY, HUMAN_KEY = "cut3r/", "human/"
 
 

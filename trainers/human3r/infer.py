@@ -165,14 +165,19 @@ class FrameStep:
                                          threshold=cfg.det_threshold, max_people=cfg.max_people,
                                          ttt3r=cfg.ttt3r)
         self.traces = 0
-        self._jitted = jax.jit(self._step)
+        self._jitted = jax.jit(self.apply)
+
+    def initial_carry(self, state) -> step_lib.Human3rCarry:
+        """The carry before the first view, from the model's NNX state (pure; eval_shape-able)."""
+        model = nnx.merge(self.graphdef, state)
+        return step_lib.Human3rCarry(cut3r=init_carry(model, 1), tracks=tracking.init_memory(
+            self.cfg.track_slots, model.cfg.dec_embed_dim))
 
     def init_carry(self) -> step_lib.Human3rCarry:
-        dim = self.params.model.cfg.dec_embed_dim
-        return step_lib.Human3rCarry(cut3r=init_carry(self.params.model, 1),
-                                     tracks=tracking.init_memory(self.cfg.track_slots, dim))
+        return self.initial_carry(self.state)
 
-    def _step(self, state, backbone, head, body_model, carry, img, reset):
+    def apply(self, state, backbone, head, body_model, carry, img, reset):
+        """The pure per-view function that is jitted: (carry', FrameOutput)."""
         self.traces += 1  # runs only while tracing
         model = nnx.merge(self.graphdef, state)
         carry, frame = step_lib.step(model, backbone, head, carry, img, reset, self.hcfg)
