@@ -76,20 +76,30 @@ def main(_):
     peak, how = peak_memory_mb()
     counts = convert.abstract_parameter_count(sizes)
     name = "human3r" if _PRESET.value == "small" else f"human3r_{_PRESET.value}"
-    write_result(name, {
-        "frames_per_s": _FRAMES.value / run_s,
-        "ms_per_frame": 1e3 * run_s / _FRAMES.value,
-        "compile_and_first_frame_s": compile_s,
-        "random_init_s": init_s,
-        "peak_memory_mb": peak,
-        "params_millions": sum(counts.values()) / 1e6,
-    }, tag=_DEVICE.value, preset=_PRESET.value, image_hw=[h, w], ttt3r=cfg.ttt3r,
-        mhmr_img_res=cfg.mhmr_img_res, max_people=cfg.max_people, traces=step.traces,
-        compute_dtype=sizes.cut3r.compute_dtype, peak_memory_source=how,
+    write_result(
+        name,
+        {
+            "frames_per_s": _FRAMES.value / run_s,
+            "ms_per_frame": 1e3 * run_s / _FRAMES.value,
+            "compile_and_first_frame_s": compile_s,
+            "random_init_s": init_s,
+            "peak_memory_mb": peak,
+            "params_millions": sum(counts.values()) / 1e6,
+        },
+        tag=_DEVICE.value,
+        preset=_PRESET.value,
+        image_hw=[h, w],
+        ttt3r=cfg.ttt3r,
+        mhmr_img_res=cfg.mhmr_img_res,
+        max_people=cfg.max_people,
+        traces=step.traces,
+        compute_dtype=sizes.cut3r.compute_dtype,
+        peak_memory_source=how,
         notes="Random weights; one view per call (batch 1): detection, CUT3R with prompts, "
-              "SMPL-X head, tracking and the body conversion in one jitted step; frame decoding "
-              "and the host-side collection are not timed. CPU timings on a shared 2-core "
-              "machine (~7 agents) are noisy.")
+        "SMPL-X head, tracking and the body conversion in one jitted step; frame decoding "
+        "and the host-side collection are not timed. CPU timings on a shared 2-core "
+        "machine (~7 agents) are noisy.",
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ from experiments import cli
 from trainers.human3r.convert import Human3rSizes, load_human3r, save_params
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", "experiments/configs/human3r.py:released", "Human3R config file with preset.")
+    "config", "experiments/configs/human3r.py:released", "Human3R config file with preset."
+)
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "State dict (.pth/.pt/.npz/.safetensors).")
 _OUTPUT = flags.DEFINE_string("output", None, "Output .npz.")
 

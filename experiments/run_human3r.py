@@ -1,9 +1,9 @@
 """Human3R on a video: cameras, scene and every person's body in one world frame, online.
 
   python -m experiments.run_human3r --video=in.mp4 --checkpoint=human3r_flax.npz --out=out/
-  python -m experiments.run_human3r --frames=dir/ --checkpoint=human3r.pth --body_model=SMPLX_NEUTRAL.npz \
-      --out=out/ --ttt3r --reset_interval=100 --size=512
-  python -m experiments.run_human3r --video=in.mp4 --random_init --out=out/   # smoke run, small preset
+  python -m experiments.run_human3r --frames=dir/ --checkpoint=human3r.pth \
+      --body_model=SMPLX_NEUTRAL.npz --out=out/ --ttt3r --reset_interval=100 --size=512
+  python -m experiments.run_human3r --video=in.mp4 --random_init --out=out/   # smoke run
 
 Frames are streamed (never the whole video in memory) through one jitted step (compiled once).
 Writes one result set `<out>/<stem>.{npz,glb,tum.txt,mp4}` + manifest (`docs/outputs.md`;
@@ -30,15 +30,24 @@ from josh_jax.io import outputs as outputs_lib
 from trainers.human3r import convert, infer
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", "experiments/configs/human3r.py:released", "Human3R config file with preset "
-    "(with --random_init and no --config: the 'small' preset).")
+    "config",
+    "experiments/configs/human3r.py:released",
+    "Human3R config file with preset (with --random_init and no --config: the 'small' preset).",
+)
 _VIDEO = flags.DEFINE_string("video", None, "Input video (any ffmpeg format).")
 _FRAMES = flags.DEFINE_string("frames", None, "Input folder of images (sorted by name).")
 _CHECKPOINT = flags.DEFINE_string(
-    "checkpoint", None, "Converted .npz (experiments.convert_human3r) or an official "
-    ".pth/.safetensors/.npz state dict.")
-_BODY = flags.DEFINE_string("body_model", None, "SMPL-X model file (.npz/.pkl); default: the "
-                            "built-in body driven by the 22 joints SMPL and SMPL-X share.")
+    "checkpoint",
+    None,
+    "Converted .npz (experiments.convert_human3r) or an official "
+    ".pth/.safetensors/.npz state dict.",
+)
+_BODY = flags.DEFINE_string(
+    "body_model",
+    None,
+    "SMPL-X model file (.npz/.pkl); default: the "
+    "built-in body driven by the 22 joints SMPL and SMPL-X share.",
+)
 _OUT = flags.DEFINE_string("out", None, "Output folder.")
 _SIZE = flags.DEFINE_integer("size", None, "Long side of the network input (config: 512).")
 _RESET = flags.DEFINE_integer("reset_interval", None, "Frames per chunk (config: 100).")
@@ -53,8 +62,12 @@ def _config():
     if _RANDOM.value and not flags.FLAGS["config"].present:
         config = get_config("small")
     with config.unlocked():
-        for flag, key in ((_SIZE, "image_size"), (_RESET, "reset_interval"), (_TTT3R, "ttt3r"),
-                          (_MAX_FRAMES, "max_frames")):
+        for flag, key in (
+            (_SIZE, "image_size"),
+            (_RESET, "reset_interval"),
+            (_TTT3R, "ttt3r"),
+            (_MAX_FRAMES, "max_frames"),
+        ):
             if flag.value is not None:
                 config[key] = flag.value
     return config
@@ -63,12 +76,14 @@ def _config():
 def _source() -> str:
     given = [p for p in (_VIDEO.value, _FRAMES.value) if p]
     if len(given) != 1:
-        raise InputError("command line", "--video / --frames", "exactly one of them",
-                         f"{len(given)} given")
+        raise InputError(
+            "command line", "--video / --frames", "exactly one of them", f"{len(given)} given"
+        )
     path = given[0]
     if not os.path.exists(path):
-        raise frames_lib.FrameSourceError(path, "(file)", "an existing video file or image folder",
-                                          "nothing")
+        raise frames_lib.FrameSourceError(
+            path, "(file)", "an existing video file or image folder", "nothing"
+        )
     return path
 
 
@@ -90,9 +105,11 @@ def _summary_lines(result, fps: float) -> list[str]:
     for p, pid in enumerate(ids):
         frames = np.flatnonzero(np.asarray(result.smpl_valid[p]))
         head = np.asarray(result.diagnostics["smplx_T_cam_head"])[p, frames]
-        lines.append(f"track {int(pid)}: {len(frames)} frames visible ({frames[0]}-{frames[-1]}, "
-                     f"{len(frames) / fps:.1f} s), median head distance "
-                     f"{float(np.median(np.linalg.norm(head, axis=-1))):.2f} m")
+        lines.append(
+            f"track {int(pid)}: {len(frames)} frames visible ({frames[0]}-{frames[-1]}, "
+            f"{len(frames) / fps:.1f} s), median head distance "
+            f"{float(np.median(np.linalg.norm(head, axis=-1))):.2f} m"
+        )
     return lines or ["no person detected"]
 
 
@@ -110,18 +127,35 @@ def main(argv):
     params = _params(sizes, config.seed)
     body_model = body_models.load_model(_BODY.value)
     cfg = infer.InferConfig.from_config(config)
-    stream = frames_lib.iter_frames(source, max_frames=config.max_frames or None,
-                                    stride=config.stride)
+    stream = frames_lib.iter_frames(
+        source, max_frames=config.max_frames or None, stride=config.stride
+    )
     run = infer.run_frames(
-        params, stream, cfg, body_model,
-        progress=lambda n, rate: logging.info("[human3r] %d frames, %.2f frames/s", n, rate))
+        params,
+        stream,
+        cfg,
+        body_model,
+        progress=lambda n, rate: logging.info("[human3r] %d frames, %.2f frames/s", n, rate),
+    )
     rate = (run.num_frames - 1) / run.run_s if run.num_frames > 1 and run.run_s > 0 else 0.0
-    logging.info("[human3r] %d frames: compile + first frame %.1f s, then %.2f frames/s "
-                 "(%d trace(s))", run.num_frames, run.compile_s, rate, run.traces)
-    result = infer.to_result(run, body_model, fps=fps, scene_stride=cfg.scene_stride,
-                             conf_threshold=cfg.conf_threshold, config=config)
-    written = outputs_lib.write_result_set(_OUT.value, stem, result, writers=config.writers,
-                                           body_model=body_model)
+    logging.info(
+        "[human3r] %d frames: compile + first frame %.1f s, then %.2f frames/s (%d trace(s))",
+        run.num_frames,
+        run.compile_s,
+        rate,
+        run.traces,
+    )
+    result = infer.to_result(
+        run,
+        body_model,
+        fps=fps,
+        scene_stride=cfg.scene_stride,
+        conf_threshold=cfg.conf_threshold,
+        config=config,
+    )
+    written = outputs_lib.write_result_set(
+        _OUT.value, stem, result, writers=config.writers, body_model=body_model
+    )
     print(f"{stem}: {run.num_frames} frames, {len(run.people)} track(s), {rate:.2f} frames/s")
     for line in _summary_lines(result, fps):
         print("  " + line)

@@ -40,10 +40,17 @@ def test_released_manifest_abstract():
     sizes = _sizes("released")
     counts = convert.abstract_parameter_count(sizes)
     assert round(sum(counts.values()) / 1e6, 1) == 1167.5
-    for group, millions in (("backbone", 304.4), ("enc_blocks", 302.3), ("pose_retriever", 152.3),
-                            ("downstream_head.mlp_fuse", 23.1), ("downstream_head.decpose", 15.1),
-                            ("downstream_head.decshape", 12.9), ("downstream_head.deccam", 2.4),
-                            ("downstream_head.mlp_msk", 1.25), ("downstream_head.mlp_classif", 1.05)):
+    for group, millions in (
+        ("backbone", 304.4),
+        ("enc_blocks", 302.3),
+        ("pose_retriever", 152.3),
+        ("downstream_head.mlp_fuse", 23.1),
+        ("downstream_head.decpose", 15.1),
+        ("downstream_head.decshape", 12.9),
+        ("downstream_head.deccam", 2.4),
+        ("downstream_head.mlp_msk", 1.25),
+        ("downstream_head.mlp_classif", 1.05),
+    ):
         assert round(counts[group] / 1e6, 2 if millions < 2 else 1) == millions, group
     shapes = convert.human_entry_shapes(sizes)
     assert len(shapes) == 1631 - 1248  # Human3R entries minus CUT3R's (spec §2.2)
@@ -71,9 +78,13 @@ def test_bad_entries_are_named(state_dict):
     assert isinstance(info.value, InputError)
     message = str(info.value)
     assert message.startswith("bad.pth: (entries): expected ") and "\n" not in message
-    for name in ("downstream_head.decshape.mlp.layers.2.bias", "dec_blocks.norm1.scale layer 1",
-                 "downstream_head.mlp_offset.2.weight: expected (2, 48), found (3, 48)",
-                 "backbone.encoder.blocks.5.ls1.gamma", "downstream_head.mystery.weight"):
+    for name in (
+        "downstream_head.decshape.mlp.layers.2.bias",
+        "dec_blocks.norm1.scale layer 1",
+        "downstream_head.mlp_offset.2.weight: expected (2, 48), found (3, 48)",
+        "backbone.encoder.blocks.5.ls1.gamma",
+        "downstream_head.mystery.weight",
+    ):
         assert name in message, name
 
 
@@ -86,8 +97,9 @@ def test_params_round_trip_and_wiring(tmp_path, state_dict):
 
     @jax.jit
     def _scores(backbone, head):
-        return humans.detect_humans(backbone, head, img, res=112, num_heads=3, threshold=0.3,
-                                    max_people=3).scores
+        return humans.detect_humans(
+            backbone, head, img, res=112, num_heads=3, threshold=0.3, max_people=3
+        ).scores
 
     def scores(p):
         return np.asarray(_scores(p.backbone, p.head))
@@ -100,8 +112,11 @@ def test_params_round_trip_and_wiring(tmp_path, state_dict):
     assert os.listdir(out.parent) == ["human3r_flax.npz"] and convert.is_converted_file(out)
     again = convert.load_params(out, _sizes())
     np.testing.assert_array_equal(scores(again), got)
-    for a, b in zip(jax.tree.leaves(nnx.state(again.model, nnx.Param)),
-                    jax.tree.leaves(nnx.state(params.model, nnx.Param)), strict=True):
+    for a, b in zip(
+        jax.tree.leaves(nnx.state(again.model, nnx.Param)),
+        jax.tree.leaves(nnx.state(params.model, nnx.Param)),
+        strict=True,
+    ):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     with pytest.raises(CheckpointMismatchError, match="backbone.encoder.pos_embed"):
         convert.load_params(out, _sizes("small"))
@@ -115,10 +130,20 @@ def test_convert_binary(tmp_path, state_dict):
 
     def run(preset, output):
         return subprocess.run(
-            [sys.executable, "-m", "experiments.convert_human3r",
-             f"--config=experiments/configs/human3r.py:{preset}", f"--checkpoint={sd_path}",
-             f"--output={output}"], cwd=ROOT, env={**os.environ, "JAX_PLATFORMS": "cpu"},
-            capture_output=True, text=True, timeout=300)
+            [
+                sys.executable,
+                "-m",
+                "experiments.convert_human3r",
+                f"--config=experiments/configs/human3r.py:{preset}",
+                f"--checkpoint={sd_path}",
+                f"--output={output}",
+            ],
+            cwd=ROOT,
+            env={**os.environ, "JAX_PLATFORMS": "cpu"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     ok = run("tiny", tmp_path / "out.npz")
     assert ok.returncode == 0, ok.stderr

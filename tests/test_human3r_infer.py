@@ -58,18 +58,23 @@ def test_prepare_frame_sizes_and_range():
 def test_smplx_to_body_puts_the_head_where_predicted(mannequin):
     rng = np.random.default_rng(1)
     rot = _rotations(rng, 2 * 53).reshape(2, 53, 3, 3)
-    smplx = SmplxParams(rotmat=jnp.asarray(rot), betas=jnp.asarray(rng.standard_normal((2, 10)), jnp.float32),
-                        expression=jnp.zeros((2, 10)),
-                        T_cam_head=jnp.asarray([[0.3, -0.2, 4.0], [-1.0, 0.5, 6.0]], jnp.float32))
+    smplx = SmplxParams(
+        rotmat=jnp.asarray(rot),
+        betas=jnp.asarray(rng.standard_normal((2, 10)), jnp.float32),
+        expression=jnp.zeros((2, 10)),
+        T_cam_head=jnp.asarray([[0.3, -0.2, 4.0], [-1.0, 0.5, 6.0]], jnp.float32),
+    )
     orient, pose, betas, transl = _to_body(mannequin, smplx)
     assert pose.shape == (2, mannequin.num_joints - 1, 3, 3)
     np.testing.assert_allclose(np.asarray(pose[:, :21]), rot[:, 1:22])  # the 22 shared joints
     np.testing.assert_allclose(np.asarray(pose[:, 21:]), np.broadcast_to(np.eye(3), (2, 2, 3, 3)))
     assert not np.asarray(betas).any()  # the built-in body's shape space is not SMPL-X's
     posed = jax.jit(jax.vmap(body_models.lbs, in_axes=(None, 0, 0, 0, 0)))(
-        mannequin, betas, orient, pose, transl)
-    np.testing.assert_allclose(np.asarray(posed.joints[:, infer.HEAD_JOINT]),
-                               np.asarray(smplx.T_cam_head), atol=1e-5)
+        mannequin, betas, orient, pose, transl
+    )
+    np.testing.assert_allclose(
+        np.asarray(posed.joints[:, infer.HEAD_JOINT]), np.asarray(smplx.T_cam_head), atol=1e-5
+    )
 
 
 class FakeStep:
@@ -96,17 +101,31 @@ class FakeStep:
         T[0, 3] = 0.1 * carry
         rot = np.broadcast_to(np.eye(3, dtype=np.float32), (p, 53, 3, 3)).copy()
         head = np.tile(np.array([0.0, 0.0, 3.0], np.float32), (p, 1))
-        smplx = SmplxParams(rotmat=jnp.asarray(rot), betas=jnp.zeros((p, 10)),
-                            expression=jnp.zeros((p, 10)), T_cam_head=jnp.asarray(head))
+        smplx = SmplxParams(
+            rotmat=jnp.asarray(rot),
+            betas=jnp.zeros((p, 10)),
+            expression=jnp.zeros((p, 10)),
+            T_cam_head=jnp.asarray(head),
+        )
         orient, pose, betas, transl = (np.asarray(a) for a in _to_body(self.body_model, smplx))
         valid = np.zeros(p, bool)
         valid[0] = self.people and carry in (1, 2)
         pts = np.concatenate([np.zeros((h, w, 2)), np.full((h, w, 1), 2.0)], -1).astype(np.float32)
         out = infer.FrameOutput(
-            T_chunk_cam=T, focal=np.float32(50.0), pts3d=pts, conf=np.full((h, w), 3.0, np.float32),
-            valid=valid, track_id=np.where(valid, 5, -1).astype(np.int32), global_orient=orient,
-            body_pose=pose, betas=betas, transl=transl, rotmat=rot,
-            expression=np.zeros((p, 10), np.float32), T_cam_head=head)
+            T_chunk_cam=T,
+            focal=np.float32(50.0),
+            pts3d=pts,
+            conf=np.full((h, w), 3.0, np.float32),
+            valid=valid,
+            track_id=np.where(valid, 5, -1).astype(np.int32),
+            global_orient=orient,
+            body_pose=pose,
+            betas=betas,
+            transl=transl,
+            rotmat=rot,
+            expression=np.zeros((p, 10), np.float32),
+            T_cam_head=head,
+        )
         return carry + 1, out
 
 
@@ -130,8 +149,14 @@ def test_streaming_result_and_writers(tmp_path, mannequin, people):
     run = infer.run_frames(None, _frames(6, refs), cfg, mannequin, step=fake)
     assert fake.max_alive <= 2 and len(refs) == 6
     assert run.num_frames == 6 and fake.calls == 6  # reset_interval 100: no overlap views
-    result = infer.to_result(run, mannequin, fps=10.0, scene_stride=cfg.scene_stride,
-                             conf_threshold=cfg.conf_threshold, config=config)
+    result = infer.to_result(
+        run,
+        mannequin,
+        fps=10.0,
+        scene_stride=cfg.scene_stride,
+        conf_threshold=cfg.conf_threshold,
+        config=config,
+    )
     assert result.T_world_cam.shape == (6, 4, 4) and result.image_size == (32, 64)
     np.testing.assert_allclose(result.T_world_cam[:, 0, 3], 0.1 * np.arange(6), atol=1e-6)
     np.testing.assert_allclose(result.K[:, 0, 0], 50.0)
@@ -143,8 +168,9 @@ def test_streaming_result_and_writers(tmp_path, mannequin, people):
         np.testing.assert_allclose(head, [0.1, 0.0, 3.0], atol=1e-5)
     else:
         assert result.smpl_valid.shape == (0, 6)
-    written = write_all(str(tmp_path), "clip", result, writers=("npz", "glb", "tum", "mp4"),
-                        body_model=mannequin)
+    written = write_all(
+        str(tmp_path), "clip", result, writers=("npz", "glb", "tum", "mp4"), body_model=mannequin
+    )
     assert all(os.path.getsize(p) > 0 for p in written.values())
 
 
@@ -157,8 +183,16 @@ def test_released_step_traces_abstractly(mannequin):
     step = infer.FrameStep(params, mannequin, cfg)
     carry = jax.eval_shape(step.initial_carry, step.state)
     img = jax.ShapeDtypeStruct((288, 512, 3), jnp.float32)
-    new_carry, out = jax.eval_shape(step.apply, step.state, params.backbone, params.head, mannequin,
-                                    carry, img, jax.ShapeDtypeStruct((), bool))
+    new_carry, out = jax.eval_shape(
+        step.apply,
+        step.state,
+        params.backbone,
+        params.head,
+        mannequin,
+        carry,
+        img,
+        jax.ShapeDtypeStruct((), bool),
+    )
     assert jax.tree.map(lambda a: a.shape, new_carry) == jax.tree.map(lambda a: a.shape, carry)
     assert out.pts3d.shape == (288 // cfg.scene_stride, 512 // cfg.scene_stride, 3)
     assert out.rotmat.shape == (cfg.max_people, 53, 3, 3)
@@ -193,15 +227,23 @@ def test_demo_camera_chaining_matches_reference(mannequin):
     ids_per_frame = [[0, 1], [0], [2, 0]]  # slot order, as the reference stores them
     for j in ref["demo_post_frames_with_humans"]:
         want = ref[f"demo_post_f{j}_smpl_transl_world"]
-        got = [T[j, :3, :3] @ run.people[i][j]["T_cam_head"] + T[j, :3, 3] for i in ids_per_frame[j]]
+        got = [
+            T[j, :3, :3] @ run.people[i][j]["T_cam_head"] + T[j, :3, 3] for i in ids_per_frame[j]
+        ]
         np.testing.assert_allclose(np.stack(got), want, rtol=0, atol=1e-4 * np.abs(want).max())
     assert run.fallback_focal == 3  # the random pointmaps are not pinhole: post_focal is 0
 
 
 def _run_binary(*args, timeout=300):
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "JOSH_JAX_CACHE_DIR": "off"}
-    return subprocess.run([sys.executable, "-m", "experiments.run_human3r", *args], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.run_human3r", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.mark.slow
@@ -210,18 +252,36 @@ def test_binary_random_init_end_to_end(tmp_path):
     rng = np.random.default_rng(0)
     base = rng.integers(0, 256, (64, 120, 3), dtype=np.uint8)
     video = tmp_path / "walk.mp4"
-    iio.imwrite(video, np.stack([np.roll(base, 4 * i, axis=1)[:48, :96] for i in range(4)]),
-                fps=10, codec="libx264", plugin="FFMPEG")
+    iio.imwrite(
+        video,
+        np.stack([np.roll(base, 4 * i, axis=1)[:48, :96] for i in range(4)]),
+        fps=10,
+        codec="libx264",
+        plugin="FFMPEG",
+    )
     out = tmp_path / "out"
-    args = [f"--video={video}", "--random_init", "--size=64", "--reset_interval=3",
-            "--config=experiments/configs/human3r.py:small", "--config.human.max_people=2",
-            f"--out={out}"]
+    args = [
+        f"--video={video}",
+        "--random_init",
+        "--size=64",
+        "--reset_interval=3",
+        "--config=experiments/configs/human3r.py:small",
+        "--config.human.max_people=2",
+        f"--out={out}",
+    ]
     done = _run_binary(*args)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "walk: 4 frames" in done.stdout and ("track 0:" in done.stdout
-                                                 or "no person detected" in done.stdout)
-    assert sorted(os.listdir(out)) == [".josh.lock", "walk.glb", "walk.manifest.json", "walk.mp4",
-                                       "walk.npz", "walk.tum.txt"]
+    assert "walk: 4 frames" in done.stdout and (
+        "track 0:" in done.stdout or "no person detected" in done.stdout
+    )
+    assert sorted(os.listdir(out)) == [
+        ".josh.lock",
+        "walk.glb",
+        "walk.manifest.json",
+        "walk.mp4",
+        "walk.npz",
+        "walk.tum.txt",
+    ]
     with np.load(out / "walk.npz") as data:
         assert data["T_world_cam"].shape == (4, 4, 4)
     again = _run_binary(*args, timeout=60)  # refuses to replace without --overwrite, before work

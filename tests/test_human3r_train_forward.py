@@ -21,8 +21,9 @@ from trainers.human3r.train_forward import train_forward
 def _close(got, want, name):
     want = np.asarray(want)
     tol = 1e-4 * max(float(np.abs(want).max()), 1e-12)
-    np.testing.assert_allclose(np.asarray(got).reshape(want.shape), want, rtol=0, atol=tol,
-                               err_msg=name)
+    np.testing.assert_allclose(
+        np.asarray(got).reshape(want.shape), want, rtol=0, atol=tol, err_msg=name
+    )
 
 
 @pytest.mark.slow
@@ -38,16 +39,38 @@ def test_train_forward_matches_reference():
 
     @jax.jit
     def run(state, backbone, head):
-        return train_forward(nnx.merge(graphdef, state), backbone, head, imgs, cells, valid,
-                             res=112, num_heads=3)
+        return train_forward(
+            nnx.merge(graphdef, state), backbone, head, imgs, cells, valid, res=112, num_heads=3
+        )
 
     out = run(state, params.backbone, params.head)
     ok = np.asarray(valid)
-    for key in ("enc_feat", "dino_tokens", "fuse_in", "fuse_out", "pose_in", "state_in", "dec_img_last",
-                "pts3d_in_self_view", "conf_self", "rgb", "camera_pose", "pts3d_in_other_view",
-                "conf", "smpl_scores", "smpl_loc", "msk", "smpl_rotmat", "smpl_shape",
-                "smpl_transl", "smpl_expression"):
+    for key in (
+        "enc_feat",
+        "dino_tokens",
+        "fuse_in",
+        "fuse_out",
+        "pose_in",
+        "state_in",
+        "dec_img_last",
+        "pts3d_in_self_view",
+        "conf_self",
+        "rgb",
+        "camera_pose",
+        "pts3d_in_other_view",
+        "conf",
+        "smpl_scores",
+        "smpl_loc",
+        "msk",
+        "smpl_rotmat",
+        "smpl_shape",
+        "smpl_transl",
+        "smpl_expression",
+    ):
         _close(out[key], ref["train_" + key], key)
     np.testing.assert_array_equal(np.asarray(out["smpl_pos_in"]), ref["train_smpl_pos_in"][:, 0])
-    np.testing.assert_allclose(np.asarray(out["smpl_loc"])[ok].reshape(-1, 2),
-                               ref["train_unpad_uv_in"], atol=1e-4 * np.abs(ref["train_unpad_uv_in"]).max())
+    np.testing.assert_allclose(
+        np.asarray(out["smpl_loc"])[ok].reshape(-1, 2),
+        ref["train_unpad_uv_in"],
+        atol=1e-4 * np.abs(ref["train_unpad_uv_in"]).max(),
+    )

@@ -17,12 +17,14 @@ import ml_collections
 from experiments.configs.cut3r import model_config
 
 # Where the official weights are published (the run binary prints it when none is given).
-OFFICIAL_CHECKPOINT = ("the official Human3R checkpoint (human3r.pth) is linked from "
-                       "https://github.com/fanegg/Human3R (README, 'Download checkpoints'); "
-                       "convert it once with: python -m experiments.convert_human3r "
-                       "--checkpoint=human3r.pth --output=human3r_flax.npz, then pass "
-                       "--checkpoint=human3r_flax.npz (a .pth/.safetensors/.npz state dict "
-                       "also works directly)")
+OFFICIAL_CHECKPOINT = (
+    "the official Human3R checkpoint (human3r.pth) is linked from "
+    "https://github.com/fanegg/Human3R (README, 'Download checkpoints'); "
+    "convert it once with: python -m experiments.convert_human3r "
+    "--checkpoint=human3r.pth --output=human3r_flax.npz, then pass "
+    "--checkpoint=human3r_flax.npz (a .pth/.safetensors/.npz state dict "
+    "also works directly)"
+)
 
 
 def human_config(size: str = "tiny") -> ml_collections.ConfigDict:

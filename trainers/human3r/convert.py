@@ -37,8 +37,17 @@ from trainers.human3r import dinov2
 
 HEAD_PREFIX = "downstream_head."
 BACKBONE_PREFIX = "backbone.encoder."
-_HUMAN_HEADS = ("mlp_classif", "mlp_offset", "mlp_msk", "mlp_fuse", "decpose", "decshape",
-                "decexpression", "deccam", "init_")
+_HUMAN_HEADS = (
+    "mlp_classif",
+    "mlp_offset",
+    "mlp_msk",
+    "mlp_fuse",
+    "decpose",
+    "decshape",
+    "decexpression",
+    "deccam",
+    "init_",
+)
 _HUMAN_TOKENS = ("masked_smpl_token", "mhmr_masked_smpl_token", "mhmr_masked_img_token")
 
 
@@ -74,8 +83,7 @@ class Human3rSizes:
         """From `get_config(...)` (its `model` and `human` sub-configs)."""
         human = config["human"]
         names = [f.name for f in dataclasses.fields(cls) if f.name != "cut3r"]
-        return cls(cut3r=Cut3rConfig.from_config(config["model"]),
-                   **{n: human[n] for n in names})
+        return cls(cut3r=Cut3rConfig.from_config(config["model"]), **{n: human[n] for n in names})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,8 +97,12 @@ class Human3rParams:
 
 
 def _mlp(prefix: str, n_in: int, n_hidden: int, n_out: int) -> dict[str, tuple[int, ...]]:
-    return {f"{prefix}0.weight": (n_hidden, n_in), f"{prefix}0.bias": (n_hidden,),
-            f"{prefix}2.weight": (n_out, n_hidden), f"{prefix}2.bias": (n_out,)}
+    return {
+        f"{prefix}0.weight": (n_hidden, n_in),
+        f"{prefix}0.bias": (n_hidden,),
+        f"{prefix}2.weight": (n_out, n_hidden),
+        f"{prefix}2.bias": (n_out,),
+    }
 
 
 def human_entry_shapes(sizes: Human3rSizes) -> dict[str, tuple[int, ...]]:
@@ -100,28 +112,55 @@ def human_entry_shapes(sizes: Human3rSizes) -> dict[str, tuple[int, ...]]:
     r = sizes.mlp_ratio
     grid = sizes.dino_img_size // p
     b = BACKBONE_PREFIX
-    out = {"masked_smpl_token": (1, e), "mhmr_masked_smpl_token": (1, c),
-           "mhmr_masked_img_token": (1, c),
-           b + "cls_token": (1, 1, c), b + "pos_embed": (1, 1 + grid * grid, c),
-           b + "mask_token": (1, c), b + "patch_embed.proj.weight": (c, 3, p, p),
-           b + "patch_embed.proj.bias": (c,), b + "norm.weight": (c,), b + "norm.bias": (c,)}
-    block = {"norm1.weight": (c,), "norm1.bias": (c,), "attn.qkv.weight": (3 * c, c),
-             "attn.qkv.bias": (3 * c,), "attn.proj.weight": (c, c), "attn.proj.bias": (c,),
-             "ls1.gamma": (c,), "norm2.weight": (c,), "norm2.bias": (c,),
-             "mlp.fc1.weight": (int(r * c), c), "mlp.fc1.bias": (int(r * c),),
-             "mlp.fc2.weight": (c, int(r * c)), "mlp.fc2.bias": (c,), "ls2.gamma": (c,)}
+    out = {
+        "masked_smpl_token": (1, e),
+        "mhmr_masked_smpl_token": (1, c),
+        "mhmr_masked_img_token": (1, c),
+        b + "cls_token": (1, 1, c),
+        b + "pos_embed": (1, 1 + grid * grid, c),
+        b + "mask_token": (1, c),
+        b + "patch_embed.proj.weight": (c, 3, p, p),
+        b + "patch_embed.proj.bias": (c,),
+        b + "norm.weight": (c,),
+        b + "norm.bias": (c,),
+    }
+    block = {
+        "norm1.weight": (c,),
+        "norm1.bias": (c,),
+        "attn.qkv.weight": (3 * c, c),
+        "attn.qkv.bias": (3 * c,),
+        "attn.proj.weight": (c, c),
+        "attn.proj.bias": (c,),
+        "ls1.gamma": (c,),
+        "norm2.weight": (c,),
+        "norm2.bias": (c,),
+        "mlp.fc1.weight": (int(r * c), c),
+        "mlp.fc1.bias": (int(r * c),),
+        "mlp.fc2.weight": (c, int(r * c)),
+        "mlp.fc2.bias": (c,),
+        "ls2.gamma": (c,),
+    }
     for i in range(sizes.dino_depth):
         out.update({f"{b}blocks.{i}.{k}": s for k, s in block.items()})
     h = HEAD_PREFIX
-    out.update({h + "init_body_pose": (1, sizes.smpl_pose_dim), h + "init_betas": (1, sizes.num_betas),
-                h + "init_betas_kid": (1, sizes.num_betas_kid), h + "init_cam": (1, sizes.cam_dim),
-                h + "init_expression": (1, sizes.num_expression)})
+    out.update(
+        {
+            h + "init_body_pose": (1, sizes.smpl_pose_dim),
+            h + "init_betas": (1, sizes.num_betas),
+            h + "init_betas_kid": (1, sizes.num_betas_kid),
+            h + "init_cam": (1, sizes.cam_dim),
+            h + "init_expression": (1, sizes.num_expression),
+        }
+    )
     out.update(_mlp(h + "mlp_classif.", c, c, 1))
     out.update(_mlp(h + "mlp_offset.", c, c, 2))
     out.update(_mlp(h + "mlp_msk.mlp.layers.", c, c, p * p))
     out.update(_mlp(h + "mlp_fuse.mlp.layers.", e + c, int(r * (e + c)), d))
-    for name, n_out in (("decpose", sizes.smpl_pose_dim), ("decshape", sizes.num_betas),
-                        ("decexpression", sizes.num_expression)):
+    for name, n_out in (
+        ("decpose", sizes.smpl_pose_dim),
+        ("decshape", sizes.num_betas),
+        ("decexpression", sizes.num_expression),
+    ):
         out.update(_mlp(f"{h}{name}.mlp.layers.", d + c, int(r * (d + c)), n_out))
     out.update(_mlp(h + "deccam.mlp.layers.", d, int(r * d), sizes.cam_dim))
     return out
@@ -131,7 +170,7 @@ def is_human_entry(name: str) -> bool:
     """True for a state-dict name of the human branch (not CUT3R)."""
     if name.startswith("backbone.") or name in _HUMAN_TOKENS:
         return True
-    return name.startswith(HEAD_PREFIX) and name[len(HEAD_PREFIX):].startswith(_HUMAN_HEADS)
+    return name.startswith(HEAD_PREFIX) and name[len(HEAD_PREFIX) :].startswith(_HUMAN_HEADS)
 
 
 def abstract_parameter_count(sizes: Human3rSizes) -> dict[str, int]:
@@ -150,9 +189,9 @@ def abstract_parameter_count(sizes: Human3rSizes) -> dict[str, int]:
     return counts
 
 
-def convert_state_dict(sizes: Human3rSizes, state_dict: Mapping[str, Any],
-                       model: Cut3r | None = None
-                       ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], ConversionReport]:
+def convert_state_dict(
+    sizes: Human3rSizes, state_dict: Mapping[str, Any], model: Cut3r | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], ConversionReport]:
     """Splits a Human3R state dict and checks both parts (nothing allocated for missing entries).
 
     `model`: the abstract CUT3R to map onto (built from `sizes` when None).
@@ -184,8 +223,12 @@ def _params(model: Cut3r, head: Mapping[str, np.ndarray]) -> Human3rParams:
     return Human3rParams(model=model, backbone=dinov2.backbone_from_state_dict(head), head=head)
 
 
-def load_human3r(state_dict: Mapping[str, Any] | str | os.PathLike, sizes: Human3rSizes, *,
-                 source: str | None = None) -> tuple[Human3rParams, ConversionReport]:
+def load_human3r(
+    state_dict: Mapping[str, Any] | str | os.PathLike,
+    sizes: Human3rSizes,
+    *,
+    source: str | None = None,
+) -> tuple[Human3rParams, ConversionReport]:
     """Builds Human3R from an official state dict or checkpoint file (strict: every entry)."""
     if not isinstance(state_dict, Mapping):
         source = source or os.fspath(state_dict)
@@ -193,9 +236,12 @@ def load_human3r(state_dict: Mapping[str, Any] | str | os.PathLike, sizes: Human
     model = cut3r_convert.abstract_cut3r(sizes.cut3r)
     arrays, human, report = convert_state_dict(sizes, state_dict, model)
     if not report.ok:
-        raise CheckpointMismatchError(source or "state dict", "(entries)",
-                                      "every entry to match the Human3R model",
-                                      report.summary().replace("\n", "; "))
+        raise CheckpointMismatchError(
+            source or "state dict",
+            "(entries)",
+            "every entry to match the Human3R model",
+            report.summary().replace("\n", "; "),
+        )
     return _params(cut3r_convert.fill_model(model, arrays), human), report
 
 
@@ -205,22 +251,33 @@ def abstract_params(sizes: Human3rSizes) -> Human3rParams:
     shapes = human_entry_shapes(sizes)
     head = {k: jax.ShapeDtypeStruct(s, jnp.float32) for k, s in shapes.items()}
     block0 = BACKBONE_PREFIX + "blocks.0."
-    blocks = {k[len(block0):]: jax.ShapeDtypeStruct((sizes.dino_depth,) + s, jnp.float32)
-              for k, s in shapes.items() if k.startswith(block0)}
-    top = {k[len(BACKBONE_PREFIX):]: v for k, v in head.items()
-           if k.startswith(BACKBONE_PREFIX) and ".blocks." not in k}
-    return Human3rParams(model=cut3r_convert.abstract_cut3r(sizes.cut3r),
-                         backbone={"blocks": blocks, **top}, head=head)
+    blocks = {
+        k[len(block0) :]: jax.ShapeDtypeStruct((sizes.dino_depth,) + s, jnp.float32)
+        for k, s in shapes.items()
+        if k.startswith(block0)
+    }
+    top = {
+        k[len(BACKBONE_PREFIX) :]: v
+        for k, v in head.items()
+        if k.startswith(BACKBONE_PREFIX) and ".blocks." not in k
+    }
+    return Human3rParams(
+        model=cut3r_convert.abstract_cut3r(sizes.cut3r),
+        backbone={"blocks": blocks, **top},
+        head=head,
+    )
 
 
 CUT3R_KEY, HUMAN_KEY = "cut3r/", "human/"
 
 
 def save_params(path: str | os.PathLike, params: Human3rParams) -> str:
-    """Writes the parameters to one `.npz` (`cut3r/<NNX path>`, `human/<PyTorch name>`), atomically."""
+    """Writes the parameters to one `.npz` atomically (`cut3r/<NNX path>`, `human/<name>`)."""
     flat = nnx.to_flat_state(nnx.state(params.model, nnx.Param))
-    arrays = {CUT3R_KEY + ".".join(str(p) for p in k): np.asarray(jax.device_get(v.get_value()))
-              for k, v in flat}
+    arrays = {
+        CUT3R_KEY + ".".join(str(p) for p in k): np.asarray(jax.device_get(v.get_value()))
+        for k, v in flat
+    }
     arrays.update({HUMAN_KEY + k: np.asarray(v) for k, v in params.head.items()})
     with atomic_write(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
@@ -241,20 +298,27 @@ def load_params(path: str | os.PathLike, sizes: Human3rSizes) -> Human3rParams:
     if not os.path.exists(path):
         raise CheckpointMismatchError(path, "(file)", "an existing checkpoint file", "no file")
     with np.load(path, allow_pickle=False) as data:
-        cut = {k[len(CUT3R_KEY):]: data[k] for k in data.files if k.startswith(CUT3R_KEY)}
-        human = {k[len(HUMAN_KEY):]: data[k] for k in data.files if k.startswith(HUMAN_KEY)}
+        cut = {k[len(CUT3R_KEY) :]: data[k] for k in data.files if k.startswith(CUT3R_KEY)}
+        human = {k[len(HUMAN_KEY) :]: data[k] for k in data.files if k.startswith(HUMAN_KEY)}
     model = cut3r_convert.abstract_cut3r(sizes.cut3r)
     flat = nnx.to_flat_state(nnx.state(model, nnx.Param))
     want = {".".join(str(p) for p in k): tuple(v.get_value().shape) for k, v in flat}
     want.update({HUMAN_KEY + k: s for k, s in human_entry_shapes(sizes).items()})
-    have = {**{k: v.shape for k, v in cut.items()}, **{HUMAN_KEY + k: v.shape for k, v in human.items()}}
+    have = {
+        **{k: v.shape for k, v in cut.items()},
+        **{HUMAN_KEY + k: v.shape for k, v in human.items()},
+    }
     bad = [f"{k}: missing" for k in sorted(set(want) - set(have))]
     bad += [f"{k}: not in the model" for k in sorted(set(have) - set(want))]
-    bad += [f"{k}: expected {want[k]}, found {tuple(have[k])}" for k in sorted(set(want) & set(have))
-            if tuple(have[k]) != tuple(want[k])]
+    bad += [
+        f"{k}: expected {want[k]}, found {tuple(have[k])}"
+        for k in sorted(set(want) & set(have))
+        if tuple(have[k]) != tuple(want[k])
+    ]
     if bad:
-        raise CheckpointMismatchError(path, "(entries)", "the converted Human3R parameters",
-                                      "; ".join(bad))
+        raise CheckpointMismatchError(
+            path, "(entries)", "the converted Human3R parameters", "; ".join(bad)
+        )
     return _params(cut3r_convert.fill_model(model, cut), human)
 
 
@@ -286,8 +350,9 @@ def random_params(sizes: Human3rSizes, seed: int = 0) -> Human3rParams:
     """
     rng = np.random.default_rng(seed)
     model = cut3r_convert.abstract_cut3r(sizes.cut3r)
-    count = sum(int(np.prod(v.get_value().shape))
-                for _, v in nnx.to_flat_state(nnx.state(model, nnx.Param)))
+    count = sum(
+        int(np.prod(v.get_value().shape)) for _, v in nnx.to_flat_state(nnx.state(model, nnx.Param))
+    )
     if count <= HOST_INIT_MAX_PARAMS:
         model = _host_random_cut3r(model, rng)
     else:

@@ -1,4 +1,6 @@
-"""Online Human3R over a streamed video -> the project's `Result` (spec §3.1, §3.12-3.13, §4.9-4.11).
+"""Online Human3R over a streamed video -> the project's `Result`.
+
+Spec §3.1, §3.12-3.13, §4.9-4.11.
 
     params = convert.load_params(path, sizes)            # or convert.random_params(sizes)
     run = run_frames(params, iter_frames(video), InferConfig.from_config(config), body_model)
@@ -49,8 +51,15 @@ from trainers.human3r.smpl_head import SmplxParams
 SMPLX_JOINTS = 55
 HEAD_JOINT = 15  # 'head' in both the SMPL and the SMPL-X joint order
 SHARED_JOINTS = 22  # root + 21 body joints, common to SMPL, SMPL-X and the mannequin
-PERSON_FIELDS = ("global_orient", "body_pose", "betas", "transl", "rotmat", "expression",
-                 "T_cam_head")
+PERSON_FIELDS = (
+    "global_orient",
+    "body_pose",
+    "betas",
+    "transl",
+    "rotmat",
+    "expression",
+    "T_cam_head",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,12 +81,19 @@ class InferConfig:
     @classmethod
     def from_config(cls, config) -> InferConfig:
         h = config["human"]
-        return cls(image_size=int(config["image_size"]), reset_interval=int(config["reset_interval"]),
-                   ttt3r=bool(config["ttt3r"]), max_people=int(h["max_people"]),
-                   track_slots=int(h["track_slots"]), det_threshold=float(h["det_threshold"]),
-                   mhmr_img_res=int(h["mhmr_img_res"]), dino_num_heads=int(h["dino_num_heads"]),
-                   scene_stride=int(config["scene_stride"]),
-                   conf_threshold=float(config["conf_threshold"]), log_every=int(config["log_every"]))
+        return cls(
+            image_size=int(config["image_size"]),
+            reset_interval=int(config["reset_interval"]),
+            ttt3r=bool(config["ttt3r"]),
+            max_people=int(h["max_people"]),
+            track_slots=int(h["track_slots"]),
+            det_threshold=float(h["det_threshold"]),
+            mhmr_img_res=int(h["mhmr_img_res"]),
+            dino_num_heads=int(h["dino_num_heads"]),
+            scene_stride=int(config["scene_stride"]),
+            conf_threshold=float(config["conf_threshold"]),
+            log_every=int(config["log_every"]),
+        )
 
 
 def prepare_frame(rgb: np.ndarray, size: int) -> np.ndarray:
@@ -112,13 +128,16 @@ def smplx_to_body(body_model: body_models.BodyModel, smplx: SmplxParams):
     joints = body_model.num_joints
     eye = jnp.broadcast_to(jnp.eye(3, dtype=rot.dtype), (n, 1, 3, 3))
     if joints == SMPLX_JOINTS:  # body 21, jaw, eyes, left hand 15, right hand 15
-        pose = jnp.concatenate([rot[:, 1:22], rot[:, 52:53], eye, eye, rot[:, 22:37],
-                                rot[:, 37:52]], axis=1)
+        pose = jnp.concatenate(
+            [rot[:, 1:22], rot[:, 52:53], eye, eye, rot[:, 22:37], rot[:, 37:52]], axis=1
+        )
         nb = body_model.num_betas
         betas = jnp.pad(smplx.betas, ((0, 0), (0, max(0, nb - smplx.betas.shape[1]))))[:, :nb]
     else:
-        pose = jnp.concatenate([rot[:, 1:SHARED_JOINTS],
-                                jnp.broadcast_to(eye, (n, joints - SHARED_JOINTS, 3, 3))], axis=1)
+        pose = jnp.concatenate(
+            [rot[:, 1:SHARED_JOINTS], jnp.broadcast_to(eye, (n, joints - SHARED_JOINTS, 3, 3))],
+            axis=1,
+        )
         betas = jnp.zeros((n, body_model.num_betas), rot.dtype)
 
     def transl(b, p, r, t_head):
@@ -161,17 +180,23 @@ class FrameStep:
     def __init__(self, params: Human3rParams, body_model: body_models.BodyModel, cfg: InferConfig):
         self.params, self.body_model, self.cfg = params, body_model, cfg
         self.graphdef, self.state = nnx.split(params.model)
-        self.hcfg = step_lib.HumanConfig(res=cfg.mhmr_img_res, num_heads=cfg.dino_num_heads,
-                                         threshold=cfg.det_threshold, max_people=cfg.max_people,
-                                         ttt3r=cfg.ttt3r)
+        self.hcfg = step_lib.HumanConfig(
+            res=cfg.mhmr_img_res,
+            num_heads=cfg.dino_num_heads,
+            threshold=cfg.det_threshold,
+            max_people=cfg.max_people,
+            ttt3r=cfg.ttt3r,
+        )
         self.traces = 0
         self._jitted = jax.jit(self.apply)
 
     def initial_carry(self, state) -> step_lib.Human3rCarry:
         """The carry before the first view, from the model's NNX state (pure; eval_shape-able)."""
         model = nnx.merge(self.graphdef, state)
-        return step_lib.Human3rCarry(cut3r=init_carry(model, 1), tracks=tracking.init_memory(
-            self.cfg.track_slots, model.cfg.dec_embed_dim))
+        return step_lib.Human3rCarry(
+            cut3r=init_carry(model, 1),
+            tracks=tracking.init_memory(self.cfg.track_slots, model.cfg.dec_embed_dim),
+        )
 
     def init_carry(self) -> step_lib.Human3rCarry:
         return self.initial_carry(self.state)
@@ -186,15 +211,31 @@ class FrameStep:
         orient, pose, betas, transl = smplx_to_body(body_model, frame.smplx)
         out = FrameOutput(
             T_chunk_cam=pose_to_T_world_cam(frame.scene.camera_pose[0]),
-            focal=focal_from_pointmap(pts), pts3d=pts[::s, ::s], conf=frame.scene.conf_self[0, ::s, ::s],
-            valid=frame.valid, track_id=frame.track_id, global_orient=orient, body_pose=pose,
-            betas=betas, transl=transl, rotmat=frame.smplx.rotmat,
-            expression=frame.smplx.expression, T_cam_head=frame.smplx.T_cam_head)
+            focal=focal_from_pointmap(pts),
+            pts3d=pts[::s, ::s],
+            conf=frame.scene.conf_self[0, ::s, ::s],
+            valid=frame.valid,
+            track_id=frame.track_id,
+            global_orient=orient,
+            body_pose=pose,
+            betas=betas,
+            transl=transl,
+            rotmat=frame.smplx.rotmat,
+            expression=frame.smplx.expression,
+            T_cam_head=frame.smplx.T_cam_head,
+        )
         return carry, out
 
     def __call__(self, carry, img: np.ndarray, reset: bool):
-        return self._jitted(self.state, self.params.backbone, self.params.head, self.body_model,
-                            carry, jnp.asarray(img), jnp.asarray(reset))
+        return self._jitted(
+            self.state,
+            self.params.backbone,
+            self.params.head,
+            self.body_model,
+            carry,
+            jnp.asarray(img),
+            jnp.asarray(reset),
+        )
 
 
 @dataclasses.dataclass
@@ -225,8 +266,9 @@ class Human3rRun:
         return len(self.T_world_cam)
 
 
-def _collect(run: Human3rRun, out: FrameOutput, colors: np.ndarray, anchor: np.ndarray,
-             reset: bool) -> np.ndarray:
+def _collect(
+    run: Human3rRun, out: FrameOutput, colors: np.ndarray, anchor: np.ndarray, reset: bool
+) -> np.ndarray:
     """Adds one fetched view to `run`; returns the chunk anchor for the next kept view."""
     out = jax.tree.map(np.asarray, out)
     T = anchor @ out.T_chunk_cam.astype(np.float64)
@@ -246,9 +288,15 @@ def _collect(run: Human3rRun, out: FrameOutput, colors: np.ndarray, anchor: np.n
     return T if reset else anchor
 
 
-def run_frames(params: Human3rParams, frames: Iterable[np.ndarray], cfg: InferConfig,
-               body_model: body_models.BodyModel, *, step: FrameStep | None = None,
-               progress: Callable[[int, float], None] | None = None) -> Human3rRun:
+def run_frames(
+    params: Human3rParams,
+    frames: Iterable[np.ndarray],
+    cfg: InferConfig,
+    body_model: body_models.BodyModel,
+    *,
+    step: FrameStep | None = None,
+    progress: Callable[[int, float], None] | None = None,
+) -> Human3rRun:
     """Streams `frames` (uint8 (h, w, 3), same size) through the jitted step.
 
     The host fetches view i's outputs after dispatching view i + 1, so decoding and device work
@@ -266,8 +314,12 @@ def run_frames(params: Human3rParams, frames: Iterable[np.ndarray], cfg: InferCo
         if i == 0:
             run.image_hw = img.shape[:2]
         elif img.shape[:2] != run.image_hw:
-            raise FrameSourceError(f"frame {i}", "(size)", f"every frame {run.image_hw} after "
-                                   "resizing, as frame 0", img.shape[:2])
+            raise FrameSourceError(
+                f"frame {i}",
+                "(size)",
+                f"every frame {run.image_hw} after resizing, as frame 0",
+                img.shape[:2],
+            )
         reset = (i + 1) % cfg.reset_interval == 0
         if i == 0:
             t0 = time.perf_counter()
@@ -279,7 +331,7 @@ def run_frames(params: Human3rParams, frames: Iterable[np.ndarray], cfg: InferCo
             carry, out = step(carry, img, reset)
         if reset:  # the overlap view: state and tracks carried, outputs dropped
             carry, _ = step(carry, img, False)
-        colors = np.round((img[::cfg.scene_stride, ::cfg.scene_stride] * 0.5 + 0.5) * 255)
+        colors = np.round((img[:: cfg.scene_stride, :: cfg.scene_stride] * 0.5 + 0.5) * 255)
         if pending is not None:
             anchor = _collect(run, pending[0], pending[1], anchor, pending[2])
         pending = (out, colors.astype(np.uint8), reset)
@@ -300,13 +352,17 @@ def _tracks(run: Human3rRun, body_model) -> dict[str, np.ndarray]:
     n_t, n_p = run.num_frames, len(ids)
     nj, nb = body_model.num_joints, body_model.num_betas
     eye = np.eye(3, dtype=np.float32)
-    out = {"ids": np.asarray(ids, np.int32), "valid": np.zeros((n_p, n_t), bool),
-           "orient": np.broadcast_to(eye, (n_p, n_t, 3, 3)).copy(),
-           "pose": np.broadcast_to(eye, (n_p, n_t, nj - 1, 3, 3)).copy(),
-           "betas": np.zeros((n_p, n_t, nb), np.float32), "transl": np.zeros((n_p, n_t, 3), np.float32),
-           "rotmat": np.broadcast_to(eye, (n_p, n_t, 53, 3, 3)).copy(),
-           "expression": np.zeros((n_p, n_t, 10), np.float32),
-           "T_cam_head": np.zeros((n_p, n_t, 3), np.float32)}
+    out = {
+        "ids": np.asarray(ids, np.int32),
+        "valid": np.zeros((n_p, n_t), bool),
+        "orient": np.broadcast_to(eye, (n_p, n_t, 3, 3)).copy(),
+        "pose": np.broadcast_to(eye, (n_p, n_t, nj - 1, 3, 3)).copy(),
+        "betas": np.zeros((n_p, n_t, nb), np.float32),
+        "transl": np.zeros((n_p, n_t, 3), np.float32),
+        "rotmat": np.broadcast_to(eye, (n_p, n_t, 53, 3, 3)).copy(),
+        "expression": np.zeros((n_p, n_t, 10), np.float32),
+        "T_cam_head": np.zeros((n_p, n_t, 3), np.float32),
+    }
     for p, pid in enumerate(ids):
         for t, o in run.people[pid].items():
             out["valid"][p, t] = True
@@ -317,8 +373,15 @@ def _tracks(run: Human3rRun, body_model) -> dict[str, np.ndarray]:
     return out
 
 
-def to_result(run: Human3rRun, body_model: body_models.BodyModel, *, fps: float, scene_stride: int,
-              conf_threshold: float, config: Any = None) -> Result:
+def to_result(
+    run: Human3rRun,
+    body_model: body_models.BodyModel,
+    *,
+    fps: float,
+    scene_stride: int,
+    conf_threshold: float,
+    config: Any = None,
+) -> Result:
     """The `Result` of a run: every frame a keyframe, one track per person id, world = frame 0.
 
     Scene points are the chained camera-to-world applied to `pts3d_in_self_view` (what the demo
@@ -340,17 +403,41 @@ def to_result(run: Human3rRun, body_model: body_models.BodyModel, *, fps: float,
     pts = np.stack(run.pts3d).astype(np.float32)
     conf = np.stack(run.conf).astype(np.float32)
     tracks = _tracks(run, body_model)
-    diagnostics = {"track_ids": tracks["ids"], "focal": focal, "smplx_rotmat": tracks["rotmat"],
-                   "smplx_expression": tracks["expression"], "smplx_T_cam_head": tracks["T_cam_head"],
-                   "compile_s": np.float32(run.compile_s), "run_s": np.float32(run.run_s),
-                   "fallback_focal_frames": np.int32(run.fallback_focal)}
+    diagnostics = {
+        "track_ids": tracks["ids"],
+        "focal": focal,
+        "smplx_rotmat": tracks["rotmat"],
+        "smplx_expression": tracks["expression"],
+        "smplx_T_cam_head": tracks["T_cam_head"],
+        "compile_s": np.float32(run.compile_s),
+        "run_s": np.float32(run.run_s),
+        "fallback_focal_frames": np.int32(run.fallback_focal),
+    }
     result = assemble_result(
-        keyframe_index=np.arange(n_t), T_world_cam_key=T_w, K=K_grid, depth_key=pts[..., 2],
-        conf_key=conf, scene_mask_key=conf >= conf_threshold, images=np.stack(run.colors),
-        smpl_global_orient_cam=tracks["orient"], smpl_body_pose=tracks["pose"],
-        smpl_betas=tracks["betas"], smpl_transl_cam=tracks["transl"], smpl_valid=tracks["valid"],
-        body_model=body_model, fps=fps, scene_stride=1, diagnostics=diagnostics, config=config)
+        keyframe_index=np.arange(n_t),
+        T_world_cam_key=T_w,
+        K=K_grid,
+        depth_key=pts[..., 2],
+        conf_key=conf,
+        scene_mask_key=conf >= conf_threshold,
+        images=np.stack(run.colors),
+        smpl_global_orient_cam=tracks["orient"],
+        smpl_body_pose=tracks["pose"],
+        smpl_betas=tracks["betas"],
+        smpl_transl_cam=tracks["transl"],
+        smpl_valid=tracks["valid"],
+        body_model=body_model,
+        fps=fps,
+        scene_stride=1,
+        diagnostics=diagnostics,
+        config=config,
+    )
     h, w = pts.shape[1:3]
     world = np.einsum("tij,tpj->tpi", T_w[:, :3, :3], pts.reshape(n_t, -1, 3)) + T_w[:, None, :3, 3]
-    return dataclasses.replace(result, K=K, image_size=(int(H), int(W)), scene_stride=s,
-                               scene_points_world=world.reshape(n_t, h, w, 3).astype(np.float32))
+    return dataclasses.replace(
+        result,
+        K=K,
+        image_size=(int(H), int(W)),
+        scene_stride=s,
+        scene_points_world=world.reshape(n_t, h, w, 3).astype(np.float32),
+    )
