@@ -3,7 +3,7 @@
     params, report = load_human3r("human3r.pth", Human3rSizes.from_config(get_config("released")))
     params.model      # the CUT3R NNX model (trainers.cut3r), built abstractly and filled
     params.backbone   # DINOv2 blocks stacked on a depth axis (trainers.human3r.dinov2)
-    params.head       # the human entries by their PyTorch names (Linear weights stay (out, in))
+    params.head       # the other human entries by PyTorch name (Linear weights stay (out, in))
 
 A Human3R state dict is CUT3R's (1248 entries at the released size) plus 383 human entries
 (`backbone.encoder.*`, the `downstream_head` detection / mask / fuse / SMPL-X MLPs, the mean
@@ -218,9 +218,32 @@ def convert_state_dict(
     return arrays, human, report
 
 
-def _params(model: Cut3r, head: Mapping[str, np.ndarray]) -> Human3rParams:
-    head = {k: jnp.asarray(v) for k, v in head.items()}
-    return Human3rParams(model=model, backbone=dinov2.backbone_from_state_dict(head), head=head)
+def _params(model: Cut3r, human: Mapping[str, np.ndarray]) -> Human3rParams:
+    """Device arrays: the DINOv2 entries stacked into `backbone`, the others in `head` (each
+    weight once, so that nothing is transferred or held twice)."""
+    backbone = dinov2.backbone_from_state_dict(human)
+    stacked = set(backbone_state_dict(backbone))  # mask_token (training only) stays in `head`
+    head = {k: jnp.asarray(v) for k, v in human.items() if k not in stacked}
+    backbone = jax.tree.map(jnp.asarray, backbone)
+    return Human3rParams(model=model, backbone=backbone, head=head)
+
+
+def backbone_state_dict_names(sizes: Human3rSizes) -> set[str]:
+    """The human entries that `Human3rParams.backbone` holds (all DINOv2 ones but mask_token)."""
+    return {
+        k
+        for k in human_entry_shapes(sizes)
+        if k.startswith(BACKBONE_PREFIX) and k != BACKBONE_PREFIX + "mask_token"
+    }
+
+
+def backbone_state_dict(backbone: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The inverse of `dinov2.backbone_from_state_dict`: PyTorch names -> numpy arrays."""
+    out = {BACKBONE_PREFIX + k: np.asarray(v) for k, v in backbone.items() if k != "blocks"}
+    for name, stacked in backbone["blocks"].items():
+        for i, value in enumerate(np.asarray(stacked)):
+            out[f"{BACKBONE_PREFIX}blocks.{i}.{name}"] = value
+    return out
 
 
 def load_human3r(
@@ -264,7 +287,7 @@ def abstract_params(sizes: Human3rSizes) -> Human3rParams:
     return Human3rParams(
         model=cut3r_convert.abstract_cut3r(sizes.cut3r),
         backbone={"blocks": blocks, **top},
-        head=head,
+        head={k: v for k, v in head.items() if k not in backbone_state_dict_names(sizes)},
     )
 
 
@@ -279,6 +302,7 @@ def save_params(path: str | os.PathLike, params: Human3rParams) -> str:
         for k, v in flat
     }
     arrays.update({HUMAN_KEY + k: np.asarray(v) for k, v in params.head.items()})
+    arrays.update({HUMAN_KEY + k: v for k, v in backbone_state_dict(params.backbone).items()})
     with atomic_write(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
     return os.fspath(path)
