@@ -87,6 +87,8 @@ def test_alignment_puts_chunks_moved_by_a_known_sim3_back():
     seams = stitch.seam_disagreement(mapped, ranges)
     assert np.max(seams["camera_m"]) < 1e-3 and np.max(seams["pelvis_m"]) < 1e-3
     merged = stitch.assemble(mapped, ranges, "blend")
+    steps = stitch.border_steps(merged, ranges)
+    assert np.max(steps["camera_m"]) < 1e-3 and np.max(steps["pelvis_m"]) < 1e-3
     np.testing.assert_allclose(merged.T_world_cam[:, :3, 3], T[:, :3, 3], atol=2e-3)
     np.testing.assert_allclose(merged.T_world_cam[:, :3, :3], T[:, :3, :3], atol=1e-4)
     np.testing.assert_allclose(merged.joints_world[0], joints, atol=2e-3)
@@ -104,8 +106,11 @@ def test_plain_concatenation_glues_cameras_but_leaves_a_seam():
         a = ranges[k][0]
         np.testing.assert_allclose(mapped[k].T_world_cam[0],
                                    mapped[k - 1].T_world_cam[a - ranges[k - 1][0]], atol=1e-4)
-    # rigid glue cannot undo the chunks' scales: they disagree away from the glue frame.
+    # rigid glue cannot undo the chunks' scales: they disagree away from the glue frame, and
+    # the body (not glued) steps where the next chunk takes over.
     assert np.max(stitch.seam_disagreement(mapped, ranges)["camera_m"]) > 1e-2
+    merged = stitch.assemble(mapped, ranges, "later_wins")
+    assert np.max(stitch.border_steps(merged, ranges)["pelvis_m"]) > 1e-2
 
 
 @pytest.mark.parametrize("mode", ["blend", "later_wins"])

@@ -67,8 +67,10 @@ def stitch(results: list[Result], frame_ranges: list[tuple[int, int]], long_conf
         "concat" (JOSH: rigid glue at each chunk's first frame, later chunk wins).
 
     Returns:
-      (result, info): info has the per-chunk `scale`, and `seam_camera_m` / `seam_pelvis_m`, the
-      distance between consecutive mapped chunks on their shared frames, per seam.
+      (result, info): info has the per-chunk `scale`; `seam_camera_m` / `seam_pelvis_m`, the
+      distance between consecutive mapped chunks on their shared frames, per seam; and
+      `border_step_camera_m` / `border_step_pelvis_m`, the stitched trajectory's extra step at
+      each seam (`stitch.border_steps`).
     """
     if method == "align":
         transforms = stitch_lib.align_transforms(
@@ -82,10 +84,13 @@ def stitch(results: list[Result], frame_ranges: list[tuple[int, int]], long_conf
         raise InputError("long video", "method", f"one of {METHODS}", repr(method))
     mapped = [stitch_lib.transform_result(r, S) for r, S in zip(results, transforms, strict=True)]
     seams = stitch_lib.seam_disagreement(mapped, frame_ranges)
+    result = stitch_lib.assemble(mapped, frame_ranges, mode)
+    steps = stitch_lib.border_steps(result, frame_ranges)
     info = {"scale": np.asarray([float(S.scale) for S in transforms]),
             "seam_camera_m": seams["camera_m"], "seam_pelvis_m": seams["pelvis_m"],
+            "border_step_camera_m": steps["camera_m"], "border_step_pelvis_m": steps["pelvis_m"],
             "frame_ranges": list(frame_ranges)}
-    return stitch_lib.assemble(mapped, frame_ranges, mode), info
+    return result, info
 
 
 def reconstruct_long(clip: Clip, config, body_model, long_config) -> tuple[Result, dict[str, Any]]:

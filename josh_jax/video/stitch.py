@@ -276,3 +276,42 @@ def assemble(results: list[Result], frame_ranges: Ranges, mode: str,
         vertices_world=bodies["vertices_world"].astype(f32),
         diagnostics=diagnostics,
     )
+
+
+def border_steps(result: Result, frame_ranges: Ranges, half_window: int = 3
+                 ) -> dict[str, np.ndarray]:
+    """How much the stitched trajectory steps at the chunk borders beyond its normal motion.
+
+    At every frame f of an overlap (and the frame after it), the step `x(f+1) - x(f)` is compared
+    with the mean step of the `half_window` frames on either side; the largest difference over the
+    seam is its border step. A hard switch between chunks that disagree by d steps by about d;
+    a cross-fade over n frames by about d / n.
+
+    Returns:
+      {"camera_m": float64[S], "pelvis_m": float64[S]} per seam (pelvis: the worst person valid
+      around the seam; NaN when none).
+    """
+    first = frame_ranges[0][0]
+    cam = np.asarray(result.T_world_cam, np.float64)[:, :3, 3]
+    pelvis = np.asarray(result.joints_world, np.float64)[:, :, 0]
+    valid = np.asarray(result.smpl_valid, bool)
+    out = {"camera_m": [], "pelvis_m": []}
+    for k in range(len(frame_ranges) - 1):
+        lo, hi = frame_ranges[k + 1][0] - first, frame_ranges[k][1] - first + 1
+        cam_k, pel_k = 0.0, float("nan")
+        for f in range(max(lo, half_window), min(hi, cam.shape[0] - half_window - 1)):
+            around = [g for g in range(f - half_window, f + half_window + 1) if g != f]
+            cam_k = max(cam_k, _excess(cam, f, around))
+            for p in range(pelvis.shape[0]):
+                if valid[p, f - half_window:f + half_window + 2].all():
+                    e = _excess(pelvis[p], f, around)
+                    pel_k = e if np.isnan(pel_k) else max(pel_k, e)
+        out["camera_m"].append(cam_k)
+        out["pelvis_m"].append(pel_k)
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def _excess(x: np.ndarray, f: int, around: list[int]) -> float:
+    step = x[f + 1] - x[f]
+    normal = np.mean([x[g + 1] - x[g] for g in around], axis=0)
+    return float(np.linalg.norm(step - normal))
