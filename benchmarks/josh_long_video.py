@@ -9,6 +9,7 @@ synthetic world's noisy ground truth (its front-end noise model) is the clip; it
 overlapping chunks (`chunk_keyframes`, `overlap_keyframes`), all chunks are optimised in one
 `optimize_many` batch, and the chunk Results are stitched two ways:
 
+* align_rigid: the same without the per-chunk scale (ablation);
 * concat: JOSH (spec §1.7), each chunk glued rigidly to the previous one at its first frame;
 * align: one Sim(3) per chunk from every shared frame (cameras and bodies), overlaps cross-faded.
 
@@ -19,8 +20,9 @@ Figures (mean over sequences, and per sequence in `per_sequence`):
   frames, the video as one chunk); `w_mpjpe100_mm_*`: the protocol's 100-frame chunks;
   `wa_mpjpe_video_mm_*`: one similarity fitted on the whole video; `cam_ate_m_*`: Sim(3) ATE;
 * `chunk_wa_mpjpe_mm`: JOSH itself, each chunk in its own world (similarity fitted per chunk);
-* `optimize_s_<seq>`: prepare + compile + run of the chunk batch (the first sequence compiles;
-  later ones with the same bucket shapes reuse the program: compile_s_estimate = first - median).
+* `optimize_s_<seq>`: prepare + compile + run of the chunk batch, not separated (bucket shapes
+  differ between sequences, so each may compile; the persistent compile cache is on). On a shared
+  2-core machine the spread between sequences is mostly load.
 
 Writes `benchmarks/results/josh_long_video_<device>.json`.
 """
@@ -49,6 +51,7 @@ _LONG = config_flags.DEFINE_config_file(
     "long_config", os.path.join(cli.CONFIGS, "long_video.py"), "Long-video config.",
     lock_config=False)
 _SEQUENCES = flags.DEFINE_list("sequences", [], "Subset of the sequence names (default: all).")
+_NAME = flags.DEFINE_string("name", "josh_long_video", "Result name (file <name>_<device>.json).")
 _SEED = flags.DEFINE_integer("seed", 0, "Synthetic seed.")
 _OUT_DIR = flags.DEFINE_string("out_dir", RESULTS_DIR, "Where the JSON goes.")
 _CACHE_DIR = flags.DEFINE_string(
@@ -125,8 +128,13 @@ def run_sequence(name, presets, overrides, config, long_config, body_cache) -> d
     out["chunk_wa_mpjpe_mm"] = float(np.mean(chunk_wa))
     out.update(optimize_s=timings["optimize_s"], num_chunks=float(timings["num_chunks"]),
                num_batches=float(timings["num_batches"]))
-    for method in long_video.METHODS:
-        result, info = long_video.stitch(results, frame_ranges, long_config, method)
+    # align_rigid: the alignment without the per-chunk scale (an ablation).
+    rigid = long_config.copy_and_resolve_references()
+    rigid.with_scale = False
+    for method, cfg, label in (("align", long_config, "align"), ("align", rigid, "align_rigid"),
+                               ("concat", long_config, "concat")):
+        result, info = long_video.stitch(results, frame_ranges, cfg, method)
+        method = label
         out[f"seam_camera_cm_{method}"] = 100 * float(np.mean(info["seam_camera_m"]))
         out[f"seam_pelvis_cm_{method}"] = 100 * float(np.nanmean(info["seam_pelvis_m"]))
         out[f"seam_pelvis_cm_max_{method}"] = 100 * float(np.nanmax(info["seam_pelvis_m"]))
@@ -153,19 +161,19 @@ def main(argv):
     keys = [k for k in next(iter(per_seq.values())) if k != "optimize_s"]
     figures = {f"{k}_mean": float(np.mean([s[k] for s in per_seq.values()])) for k in keys}
     figures.update({f"optimize_s_{n}": s["optimize_s"] for n, s in per_seq.items()})
-    opt = [s["optimize_s"] for s in per_seq.values()]
-    if len(opt) > 1:
-        figures["compile_s_estimate"] = float(opt[0] - np.median(opt[1:]))
     figures["sequences"] = float(len(per_seq))
     write_result(
-        "josh_long_video", figures, out_dir=_OUT_DIR.value, tag=jax.default_backend(),
+        _NAME.value, figures, out_dir=_OUT_DIR.value, tag=jax.default_backend(),
         per_sequence=per_seq, config=json.loads(config.to_json()),
         long_config=json.loads(long_config.to_json()),
         notes=("oracle front end (synthetic noisy ground truth, 64x96 images); JOSH preset "
                f"'{config.get('preset', '?')}' with stage1/stage2 iters "
                f"{config.stage1.iters}/{config.stage2.iters} (CPU budget); 2 shared CPU cores, "
-               "timings noisy; align = Sim(3) per chunk + cross-faded overlaps, concat = JOSH "
-               "rigid glue at each chunk's first frame, later chunk wins"),
+               "timings noisy and include compilation; align = Sim(3) per chunk + cross-faded "
+               "overlaps, concat = JOSH rigid glue at each chunk's first frame, later chunk wins. "
+               "Goals (seam < 1 cm, whole-video W-MPJPE 2x lower than concat) are NOT met at this "
+               "preset: the chunks themselves are far from the truth (chunk_wa_mpjpe_mm) and "
+               "disagree with each other by more than any one similarity can absorb"),
     )
 
 
