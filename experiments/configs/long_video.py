@@ -17,6 +17,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.chunk_keyframes = 21  # keyframes per chunk (JOSH: 21)
     c.overlap_keyframes = 6  # keyframes shared by consecutive chunks
     c.batch_size = 0  # chunks per optimize_many batch; 0: all chunks in one batch
+    c.one_program = True  # largest contact/static/vertex buckets: every chunk in one program
     c.camera_weight = 1.0  # alignment weight of a camera centre per shared frame
     c.joint_weight = 0.25  # alignment weight of each body joint per shared frame
     c.with_scale = True  # solve each chunk's scale (chunks are metric only through the bodies)

@@ -32,9 +32,26 @@ from josh_jax.video import stitch as stitch_lib
 METHODS = ("align", "concat")
 
 
+# Bucketed sizes that vary from chunk to chunk of one video (contact entries, static pairs,
+# contact vertices); the others (frames, pairs, matches per pair, tracks) are equal for chunks of
+# equal length cut from one clip.
+VARYING_BUCKETS = ("contacts", "static", "vertices")
+
+
+def one_program_config(config):
+    """`config` with the chunk-dependent buckets reduced to their largest size, so that all
+    chunks of a video share one bucket shape: one compiled program, one `optimize_many` batch
+    (the padding is small: these arrays are short)."""
+    config = config.copy_and_resolve_references()
+    for name in VARYING_BUCKETS:
+        config.buckets[name] = (max(config.buckets[name]),)
+    return config
+
+
 def optimize_chunks(clip: Clip, config, body_model, long_config
                     ) -> tuple[list[Result], list[tuple[int, int]], dict[str, float]]:
-    """Cut the clip into overlapping chunks and run JOSH on them, `batch_size` chunks per batch.
+    """Cut the clip into overlapping chunks and run JOSH on them, `batch_size` chunks per batch
+    (with `long_config.one_program`, in one bucket shape: `one_program_config`).
 
     Returns:
       (one Result per chunk in its own world, half-open video frame ranges of the chunks,
@@ -43,6 +60,8 @@ def optimize_chunks(clip: Clip, config, body_model, long_config
     chunk_clips, key_ranges = chunks_lib.split_clip(
         clip, int(long_config.chunk_keyframes), int(long_config.overlap_keyframes))
     frame_ranges = chunks_lib.video_frame_ranges(clip, key_ranges)
+    if long_config.one_program:
+        config = one_program_config(config)
     size = int(long_config.batch_size) or len(chunk_clips)
     results, t = [], time.perf_counter()
     for start in range(0, len(chunk_clips), size):
