@@ -241,3 +241,41 @@ def test_train_mode_uses_batch_stats_and_dropout(state_dict):
     eval_c = head(x)
     np.testing.assert_array_equal(eval_c, head(x))  # deterministic again
     assert not np.allclose(eval_c, eval_a), "eval must use the updated running statistics"
+
+
+def test_bf16_attention_uses_fused_path_and_matches_float32(monkeypatch):
+    from trainers.nn.vit import multi_head_attention
+
+    calls = []
+    fused = jax.nn.dot_product_attention
+    monkeypatch.setattr(jax.nn, "dot_product_attention",
+                        lambda *a, **k: calls.append(1) or fused(*a, **k))
+
+    rng = np.random.default_rng(2)
+    q, k, v = (jnp.asarray(rng.standard_normal((2, 5, 2, 8)), jnp.float32) for _ in range(3))
+    ref = multi_head_attention(q, k, v)
+    assert not calls, "float32 keeps the einsum (parity) path"
+    bf = [x.astype(jnp.bfloat16) for x in (q, k, v)]
+    out = multi_head_attention(*bf)
+    assert out.dtype == jnp.bfloat16
+    assert len(calls) == 1, "bf16 attention must go through jax.nn.dot_product_attention"
+    np.testing.assert_allclose(np.asarray(out, np.float32), ref, atol=3e-2)
+
+
+def test_upsample2x_is_a_two_tap_lerp_matching_align_corners():
+    from trainers.nn.dpt import upsample2x_bilinear
+
+    x = jnp.asarray(np.random.default_rng(3).standard_normal((1, 3, 4, 2)), jnp.float32)
+    y = np.asarray(upsample2x_bilinear(x))
+    assert y.shape == (1, 6, 8, 2)
+    # align_corners=True keeps the corners and interpolates linearly in between.
+    np.testing.assert_allclose(y[0, [0, -1]][:, [0, -1]], np.asarray(x)[0, [0, -1]][:, [0, -1]],
+                               rtol=1e-6)
+    src = np.arange(8) * (3 / 7)
+    lo = np.minimum(np.floor(src).astype(int), 3)
+    hi = np.minimum(lo + 1, 3)
+    row = np.asarray(x)[0, 0]
+    expect = (1 - (src - lo))[:, None] * row[lo] + (src - lo)[:, None] * row[hi]
+    np.testing.assert_allclose(y[0, 0], expect, rtol=1e-5, atol=1e-6)
+    jaxpr = str(jax.make_jaxpr(upsample2x_bilinear)(x))
+    assert "dot_general" not in jaxpr, "upsample must not multiply by interpolation matrices"

@@ -27,12 +27,18 @@ def patch_positions(hp: int, wp: int) -> np.ndarray:
 def multi_head_attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray) -> jnp.ndarray:
     """Scaled dot-product attention.
 
+    Float32 inputs take the einsum path (logits and softmax in float32: the parity path).
+    Lower-precision inputs (bfloat16) go through `jax.nn.dot_product_attention`, which lets XLA
+    pick a fused kernel (cuDNN flash attention on GPU) and never materialises float32 logits.
+
     Args:
       q: float[B, Nq, H, Dh]; k, v: float[B, Nk, H, Dh].
 
     Returns:
-      float[B, Nq, H, Dh] (dtype of v); logits and softmax in float32.
+      float[B, Nq, H, Dh] (dtype of v).
     """
+    if q.dtype != jnp.float32 and q.dtype == k.dtype == v.dtype:
+        return jax.nn.dot_product_attention(q, k, v)
     scale = q.shape[-1] ** -0.5
     logits = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32) * scale
     weights = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
