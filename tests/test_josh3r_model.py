@@ -279,3 +279,25 @@ def test_upsample2x_is_a_two_tap_lerp_matching_align_corners():
     np.testing.assert_allclose(y[0, 0], expect, rtol=1e-5, atol=1e-6)
     jaxpr = str(jax.make_jaxpr(upsample2x_bilinear)(x))
     assert "dot_general" not in jaxpr, "upsample must not multiply by interpolation matrices"
+
+
+def test_inference_path_from_cached_features_matches_pytorch(josh3r_run):
+    """`encode` per frame + `predict_from_features` (one DPT head, chunked) give the reference's
+    pose outputs and X11, and compute nothing else."""
+    model, state, ref, _, _ = josh3r_run
+    graphdef = nnx.graphdef(model)
+    imgs = jnp.asarray(ref["in_imgs"].transpose(0, 1, 3, 4, 2))
+    hw = tuple(imgs.shape[2:4])
+
+    @jax.jit
+    def infer(state, imgs, img_shapes, bbox):
+        m = nnx.merge(graphdef, state)
+        feat1, pos1 = m.encode(imgs[:, 0])
+        feat2, pos2 = m.encode(imgs[:, 1])
+        return m.predict_from_features(feat1, pos1, feat2, pos2, img_shapes, bbox, hw,
+                                       head_chunk=1)
+
+    out = infer(state, imgs, ref["in_img_shapes"], ref["in_bbox"])
+    assert sorted(out) == ["X11", "rel_rot", "rel_trans", "scale1", "trans1"]
+    for key in out:
+        assert_close(f"infer {key}", out[key], ref[f"out_{key}"])
