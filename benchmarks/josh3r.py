@@ -2,15 +2,15 @@
 learning curve of a short tiny training run.
 
   # CPU (tiny), one JSON per preset and mode in benchmarks/results/:
-  python benchmarks/josh3r.py --presets=tiny,tiny_bf16 --modes=train,infer --device_label=cpu
+  python -m benchmarks.josh3r --presets=tiny,tiny_bf16 --modes=train,infer --device_label=cpu
   # GPU (full size):
-  python benchmarks/josh3r.py --presets=full,full_bf16 --modes=infer,train --device_label=h100 \
+  python -m benchmarks.josh3r --presets=full,full_bf16 --modes=infer,train --device_label=h100 \
       --image_size=288,512 --infer_batch=16 --train_batch=4
   # XLA memory plan of full-size inference, abstract build (CPU is enough):
-  python benchmarks/josh3r.py --presets=full --modes=infer_plan --infer_batch=16 --head_chunk=4 \
+  python -m benchmarks.josh3r --presets=full --modes=infer_plan --infer_batch=16 --head_chunk=4 \
       --device_label=cpu
   # learning curve (synthetic ground-truth pairs, tiny model) -> josh3r_tiny_curve.png:
-  python benchmarks/josh3r.py --modes=curve --curve_steps=200 --device_label=cpu
+  python -m benchmarks.josh3r --modes=curve --curve_steps=200 --device_label=cpu
 
 Each (preset, mode) writes `benchmarks/results/josh3r_<preset>_<mode>_<device>.json`:
 `{"name", "device", "date", "command", "figures": {...}, "notes"}`; compile time and run time are

@@ -282,7 +282,7 @@ class JOSH3R(nnx.Module):
             img_shapes = jnp.broadcast_to(jnp.asarray([h, w], jnp.float32), (b, 2, 2))
         hw = jnp.asarray(img_shapes)[:, 1].astype(jnp.float32)  # reference: view 2's shape
         hooks = tuple(self.mast3r.head1.dpt.hooks) if with_scene else ()
-        tokens1, tokens2 = self.mast3r.decoder(feat1, pos1, feat2, pos2)
+        tokens1, tokens2 = self.mast3r.decoder(feat1, pos1, feat2, pos2, keep1=hooks, keep2=())
         br = self.human_branch(tokens1[-1], tokens2[-1], pos1, pos2, hw, bbox, (h // p, w // p))
         out = {k: br[k] for k in ("rel_trans", "rel_rot", "trans1", "scale1")}
         if with_scene:
