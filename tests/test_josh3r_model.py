@@ -301,3 +301,31 @@ def test_inference_path_from_cached_features_matches_pytorch(josh3r_run):
     assert sorted(out) == ["X11", "rel_rot", "rel_trans", "scale1", "trans1"]
     for key in out:
         assert_close(f"infer {key}", out[key], ref[f"out_{key}"])
+
+
+@pytest.mark.slow  # two small grad compiles: ~15 s on 2 loaded cores
+def test_scanned_blocks_with_remat_give_the_same_gradients(remat="full"):
+    """Stacked + scanned encoder: one leaf per weight whatever the depth; remat recomputes the
+    block in the backward pass without changing the gradients."""
+    from trainers.nn.vit import ViTEncoder
+
+    def build(depth, remat):
+        return ViTEncoder(16, depth, 2, patch_size=4, remat=remat, rngs=nnx.Rngs(0))
+
+    assert len(jax.tree.leaves(nnx.state(build(2, "none")))) == \
+        len(jax.tree.leaves(nnx.state(build(5, "none"))))
+    img = jnp.asarray(np.random.default_rng(4).uniform(-1, 1, (2, 8, 12, 3)), jnp.float32)
+
+    def grads(model):
+        graphdef, params = nnx.split(model)
+        loss = lambda p: jnp.sum(nnx.merge(graphdef, p)(img)[0] ** 2)
+        return jax.jit(jax.grad(loss))(params), jax.make_jaxpr(jax.grad(loss))(params)
+
+    g_plain, jaxpr_plain = grads(build(2, "none"))
+    g_remat, jaxpr_remat = grads(build(2, remat))
+    assert "checkpoint" in str(jaxpr_remat) or "remat" in str(jaxpr_remat)
+    assert "checkpoint" not in str(jaxpr_plain) and "remat" not in str(jaxpr_plain)
+    for a, b in zip(jax.tree.leaves(g_plain), jax.tree.leaves(g_remat), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="model.remat"):
+        build(1, "everything")
