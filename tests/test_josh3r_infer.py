@@ -227,3 +227,24 @@ def test_pseudo_labels_from_a_result_match_the_ground_truth_labels(body, clip_gt
                                rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(ds_r.labels["depth_mask"], ds_g.labels["depth_mask"])
     np.testing.assert_allclose(ds_r.bbox, ds_g.bbox, atol=1e-2)
+
+
+@pytest.mark.slow  # a micro model built, saved and restored (~20 s on 2 loaded cores)
+def test_load_model_from_a_training_workdir_reads_only_the_weights(tmp_path):
+    """The abstract model is filled from the newest step's params + batch stats alone."""
+    from experiments.configs import josh3r_train
+    from experiments.infer_josh3r import load_model
+    from trainers import convert, josh3r, train_state
+    from trainers.checkpoint import Checkpointer
+
+    cfg = josh3r_train.get_config("micro")
+    model = josh3r.JOSH3R(cfg.model, rngs=nnx.Rngs(3))
+    tx, _ = train_state.optimizer_from_config(cfg.training)
+    ckpt = Checkpointer(str(tmp_path / "checkpoints"), async_save=False)
+    ckpt.save(5, train_state.init_train_state(model, tx, 0), force=True)
+    ckpt.close()
+    loaded = load_model(cfg, str(tmp_path))
+    want, got = convert.flax_state_dict(model), convert.flax_state_dict(loaded)
+    assert sorted(got) == sorted(want)
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)

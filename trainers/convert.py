@@ -30,6 +30,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
@@ -287,8 +288,10 @@ def _write_layers(targets: Mapping[str, nnx.Variable], layers: Mapping[str, dict
             continue
         if len(got) == n:
             stacked = np.stack([got[i] for i in range(n)])
-        else:
-            stacked = np.array(var.get_value())
+        else:  # layers the checkpoint lacks keep their values (zeros in an abstract model)
+            current = var.get_value()
+            stacked = (np.zeros(current.shape, current.dtype) if _is_abstract(current)
+                       else np.array(current))
             for i, value in got.items():
                 stacked[i] = value
         var.set_value(jnp.asarray(stacked))
@@ -383,10 +386,46 @@ def load_flax_state(model: nnx.Module, state: Mapping[str, Any], *,
     return report
 
 
+def _is_abstract(value: Any) -> bool:
+    return isinstance(value, jax.ShapeDtypeStruct)
+
+
+def abstract_model(cls, config, seed: int = 0) -> nnx.Module:
+    """`cls(config)` built with `nnx.eval_shape`: the structure only, no values drawn."""
+    return nnx.eval_shape(lambda: cls(config, rngs=nnx.Rngs(seed)))
+
+
+def concretise(model: nnx.Module, cls, config, seed: int) -> nnx.Module:
+    """A loaded abstract model made concrete.
+
+    Parameters and statistics the checkpoint filled are kept; RNG stream state (dropout keys
+    and counters) gets fresh values from `seed`. Only when some parameter or statistic was not
+    in the checkpoint (non-strict loading) is the model built eagerly (random initial values)
+    and the loaded values copied into it.
+    """
+    flat = [(path, var) for path, var in nnx.to_flat_state(nnx.state(model))
+            if _is_abstract(var.get_value())]
+    if any(isinstance(var, (nnx.Param, nnx.BatchStat)) for _, var in flat):
+        eager = cls(config, rngs=nnx.Rngs(seed))
+        targets = _variables(eager)
+        for name, var in _variables(model).items():
+            if not _is_abstract(var.get_value()):
+                targets[name].set_value(var.get_value())
+        return eager
+    key = jax.random.key(seed)
+    for i, (_, var) in enumerate(flat):
+        sds = var.get_value()
+        if jax.dtypes.issubdtype(sds.dtype, jax.dtypes.prng_key):
+            var.set_value(jax.random.fold_in(key, i))
+        else:
+            var.set_value(jnp.zeros(sds.shape, sds.dtype))
+    return model
+
+
 def _build_and_load(cls, state_dict, config, source, strict, seed):
-    # Eager construction is cheap with host-side init (trainers/nn/layers.py); variables the
-    # checkpoint lacks keep their initial values when strict=False.
-    model = cls(config, rngs=nnx.Rngs(seed))
+    # Abstract build (no random draws), filled from the checkpoint; variables the checkpoint
+    # lacks keep their initial values when strict=False (`concretise`).
+    model = abstract_model(cls, config, seed)
     if is_flax_state(state_dict):
         report = load_flax_state(model, state_dict, source=source)
     else:
@@ -394,6 +433,7 @@ def _build_and_load(cls, state_dict, config, source, strict, seed):
     if strict and not report.ok:
         raise ConversionError(f"{source}: the state dict does not fit the {cls.__name__} "
                               f"model\n{report.summary()}")
+    model = concretise(model, cls, config, seed)
     model.eval()
     return model, report
 
