@@ -223,10 +223,6 @@ def bench_infer_plan(preset: str, hw) -> None:
         figures[f"{name}_temp_gib"] = mem.temp_size_in_bytes / 2**30
         figures[f"{name}_argument_gib"] = mem.argument_size_in_bytes / 2**30
         figures[f"{name}_output_gib"] = mem.output_size_in_bytes / 2**30
-        cost = compiled.cost_analysis()
-        cost = cost[0] if isinstance(cost, list) else cost
-        if cost and "flops" in cost:
-            figures[f"{name}_tflop"] = cost["flops"] / 1e12
     figures["max_temp_gib"] = max(figures["encode_temp_gib"], figures["pairs_temp_gib"])
     write(f"josh3r_{preset}_infer_plan", figures,
           notes=f"abstract model (nnx.eval_shape), jit(...).lower(shapes).compile() of the two "

@@ -11,7 +11,8 @@
 
 Each preset writes `benchmarks/results/josh3r_train_<preset>[_abstract]_<device>.json` with
 `build_s` (model construction: eager, or `nnx.eval_shape` with `--abstract`), `lower_s` (trace +
-lower of the jitted step), `compile_s` (XLA compile), and, when not abstract, `first_step_s`,
+lower of the jitted step), `compile_s` (XLA compile), `lower_cpu_s` / `compile_cpu_s` (the
+process's CPU time over the same spans: comparable across load levels), and, when not abstract, `first_step_s`,
 `step_time_median_s`, `train_pairs_per_s`; the compiled step's `memory_analysis()`
 (`temp_mib`, `argument_mib`, `output_mib`) and the device's `peak_bytes_in_use` where
 available. The optimizer is the training one (`trainers.train_state.make_optimizer`: AdamW,
@@ -101,13 +102,15 @@ def bench(preset: str) -> None:
     step = parallel.make_jit_step(fns, mesh)
     batch_host = random_batch(np.random.default_rng(0), _BATCH.value, hw)
     batch_shapes = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in batch_host.items()}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     lowered = step.lower(state_shapes, batch_shapes)
-    lower_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    lower_s, lower_cpu_s = time.perf_counter() - t0, time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
     compiled = lowered.compile()
-    compile_s = time.perf_counter() - t0
+    compile_s, compile_cpu_s = time.perf_counter() - t0, time.process_time() - c0
     figures = {"build_s": build_s, "lower_s": lower_s, "compile_s": compile_s,
+               # CPU time of this process (all threads): less sensitive to a loaded machine.
+               "lower_cpu_s": lower_cpu_s, "compile_cpu_s": compile_cpu_s,
                "num_params_millions": n_params / 1e6, "param_leaves": n_leaves,
                "global_batch_pairs": _BATCH.value, "image_h": hw[0], "image_w": hw[1]}
     memory = compiled.memory_analysis()

@@ -61,7 +61,7 @@ class InferConfig:
     min_gap: int = 3
     reference_compat: bool = False
     batch_size: int = 8
-    head_chunk: int = 0
+    head_chunk: int = 4
     track: int = 0
 
 
