@@ -131,16 +131,50 @@ def bench_train(preset: str, hw) -> None:
              f"{jax.device_count()} device(s); random inputs; peak memory = {how}.")
 
 
+def random_josh3r(model_config, seed: int = 0):
+    """A JOSH3R with random weights drawn on the device: abstract build, then one normal draw
+    per parameter (std 0.02; BatchNorm variances 1). Throughput does not depend on the values;
+    the eager build's host-side init of the full model takes ~1 minute."""
+    import jax  # noqa: PLC0415
+    import jax.numpy as jnp  # noqa: PLC0415
+    from flax import nnx  # noqa: PLC0415
+
+    from trainers import convert, josh3r  # noqa: PLC0415
+
+    model = convert.abstract_model(josh3r.JOSH3R, model_config, seed)
+    key = jax.random.key(seed)
+    variables = [(path, v) for path, v in nnx.iter_graph(model)
+                 if isinstance(v, (nnx.Param, nnx.BatchStat))]
+    specs = [(str(path[-1]), v.get_value().shape, v.get_value().dtype) for path, v in variables]
+
+    @jax.jit
+    def draw(key):  # one program for every draw (eager draws compile one program per shape)
+        out = []
+        for i, (name, shape, dtype) in enumerate(specs):
+            if name == "var":
+                out.append(jnp.ones(shape, dtype))
+            elif name == "mean":
+                out.append(jnp.zeros(shape, dtype))
+            else:
+                out.append(0.02 * jax.random.normal(jax.random.fold_in(key, i), shape, dtype))
+        return out
+
+    for (_, var), value in zip(variables, draw(jax.random.key(seed)), strict=True):
+        var.set_value(value)
+    return convert.concretise(model, josh3r.JOSH3R, model_config, seed)
+
+
 def bench_infer(preset: str, hw) -> None:
     import jax  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
-    from flax import nnx  # noqa: PLC0415
 
     from experiments.configs import josh3r as josh3r_config  # noqa: PLC0415
-    from trainers import infer, josh3r  # noqa: PLC0415
+    from trainers import infer  # noqa: PLC0415
 
     cfg = josh3r_config.get_config(preset)
-    model = josh3r.JOSH3R(cfg.model, rngs=nnx.Rngs(0))
+    t0 = time.perf_counter()
+    model = random_josh3r(cfg.model)
+    build_s = time.perf_counter() - t0
     forward = infer.make_forward(model, head_chunk=_HEAD_CHUNK.value)
     del model
     bs = _INFER_BATCH.value
@@ -166,8 +200,8 @@ def bench_infer(preset: str, hw) -> None:
     med = float(np.median(times))
     mem, how = peak_memory_mb()
     write(f"josh3r_{preset}_infer", {
-        "compile_plus_first_call_s": compile_s, "call_time_median_s": med,
-        "infer_pairs_per_s": bs / med, "pairs_per_call": bs,
+        "build_s": build_s, "compile_plus_first_call_s": compile_s,
+        "call_time_median_s": med, "infer_pairs_per_s": bs / med, "pairs_per_call": bs,
         "image_h": hw[0], "image_w": hw[1], "peak_memory_mb": mem,
     }, notes=f"eval-mode JOSH3R inference path (trainers.infer.Forward): {bs} frames encoded "
              f"once + {bs} chained pairs (decoder, head-1 DPT with head_chunk="

@@ -5,9 +5,9 @@
   # full size on CPU, abstract only (no weights drawn, nothing run): build + lower + compile
   python -m benchmarks.josh3r_train --presets=full --abstract --batch=8 --image_size=288,512 \
       --device_label=cpu
-  # GPU (one H100/H200): the full bf16 step, compiled and run
+  # GPU (one H100/H200): the full bf16 step, compiled and run (remat of the scanned blocks)
   python -m benchmarks.josh3r_train --presets=full_bf16 --batch=8 --image_size=288,512 \
-      --device_label=h200 --steps=10
+      --device_label=h200 --steps=10 --remat=dots_no_batch
 
 Each preset writes `benchmarks/results/josh3r_train_<preset>[_abstract]_<device>.json` with
 `build_s` (model construction: eager, or `nnx.eval_shape` with `--abstract`), `lower_s` (trace +
@@ -46,6 +46,8 @@ _BATCH = flags.DEFINE_integer("batch", 8, "Global batch (pairs).")
 _IMAGE = flags.DEFINE_list("image_size", [], "H,W (default: the preset's image_size).")
 _STEPS = flags.DEFINE_integer("steps", 5, "Timed steps after the first.")
 _DEVICE = flags.DEFINE_string("device_label", "cpu", "Label used in the result file name.")
+_REMAT = flags.DEFINE_string("remat", "", "Override config.model.remat (none, full, dots, "
+                             "dots_no_batch); '' keeps the preset's.")
 _OUT = flags.DEFINE_string("out", os.path.join(ROOT, "benchmarks", "results"), "Folder.")
 
 MIB = 2.0**20
@@ -84,6 +86,10 @@ def abstract_state(model: nnx.Module, tx) -> train_state.TrainState:
 
 def bench(preset: str) -> None:
     config = josh3r_train.get_config(preset)
+    if _REMAT.value:
+        config.unlock()
+        config.model.remat = _REMAT.value
+        config.lock()
     hw = tuple(int(v) for v in _IMAGE.value) if _IMAGE.value else tuple(config.image_size)
     body = body_models.load_model()
     tx, schedule = train_state.make_optimizer(
@@ -138,12 +144,13 @@ def bench(preset: str) -> None:
     if "peak_bytes_in_use" in stats:
         figures["peak_device_mib"] = stats["peak_bytes_in_use"] / MIB
     notes = (f"jit over a ('data',) mesh of {jax.device_count()} device(s); model preset "
-             f"{preset} ({config.model.compute_dtype}); "
+             f"{preset} ({config.model.compute_dtype}, remat {config.model.remat}); "
              + ("abstract build (nnx.eval_shape), lowered and compiled from shapes, not run. "
                 if _ABSTRACT.value else "eager build, random inputs. ")
              + ("CPU timings on a shared machine are noisy." if jax.default_backend() == "cpu"
                 else ""))
-    name = f"josh3r_train_{preset}" + ("_abstract" if _ABSTRACT.value else "")
+    name = f"josh3r_train_{preset}" + ("_abstract" if _ABSTRACT.value else "") + (
+        f"_remat_{_REMAT.value}" if _REMAT.value else "")
     write_result(name, figures, out_dir=_OUT.value, tag=_DEVICE.value, notes=notes)
 
 

@@ -124,7 +124,7 @@ class CatMLPDPTHead(nnx.Module):
         hooks = self.dpt.hooks
 
         def run(ts):
-            return reg_dense_depth_exp(self.dpt(dict(zip(hooks, ts)), image_hw)[..., 0:3])
+            return reg_dense_depth_exp(self.dpt(dict(zip(hooks, ts, strict=True)), image_hw)[..., 0:3])
 
         ts = [tokens[k] for k in hooks]
         b = ts[0].shape[0]
