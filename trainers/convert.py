@@ -38,6 +38,7 @@ from flax import nnx
 from trainers.josh3r import JOSH3R
 from trainers.mast3r import MASt3R
 from trainers.nn.dpt import PatchConvTranspose
+from trainers.nn.layers import shapes_only
 
 
 class ConversionError(ValueError):
@@ -391,8 +392,14 @@ def _is_abstract(value: Any) -> bool:
 
 
 def abstract_model(cls, config, seed: int = 0) -> nnx.Module:
-    """`cls(config)` built with `nnx.eval_shape`: the structure only, no values drawn."""
-    return nnx.eval_shape(lambda: cls(config, rngs=nnx.Rngs(seed)))
+    """`cls(config)` with `jax.ShapeDtypeStruct` weights: the structure only, no values drawn.
+
+    Built eagerly under `trainers.nn.layers.shapes_only` (random initialisers return shapes;
+    small constant-initialised variables such as biases and norms stay concrete), which is far
+    faster than tracing the constructor with `nnx.eval_shape`.
+    """
+    with shapes_only():
+        return cls(config, rngs=nnx.Rngs(seed))
 
 
 def concretise(model: nnx.Module, cls, config, seed: int) -> nnx.Module:

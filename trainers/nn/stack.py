@@ -43,7 +43,13 @@ def stack_modules(make: Callable[[], nnx.Module], n: int) -> nnx.Module:
         return nnx.merge(graphdef, jax.tree.map(
             lambda x: jnp.broadcast_to(x, (n,) + x.shape), state))
     states = [state] + [nnx.state(make()) for _ in range(n - 1)]
-    return nnx.merge(graphdef, jax.tree.map(lambda *xs: jnp.stack(xs), *states))
+    return nnx.merge(graphdef, jax.tree.map(_stack, *states))
+
+
+def _stack(*xs):
+    if isinstance(xs[0], jax.ShapeDtypeStruct):  # `layers.shapes_only` builds
+        return jax.ShapeDtypeStruct((len(xs),) + tuple(xs[0].shape), xs[0].dtype)
+    return jnp.stack(xs)
 
 
 def num_layers(stack: nnx.Module) -> int:
