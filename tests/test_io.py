@@ -215,11 +215,12 @@ def test_failure_mid_write_leaves_no_partial_file(tmp_path, monkeypatch):
     existing = tmp_path / "kept.npz"
     existing.write_bytes(b"old content")
 
-    def broken_savez(f, **arrays):
-        f.write(b"PK\x03\x04 partial")
+    def broken_savez(path, arrays):
+        with open(path, "wb") as f:
+            f.write(b"PK\x03\x04 partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(np, "savez_compressed", broken_savez)
+    monkeypatch.setattr(result_npz, "savez_deflated", broken_savez)
     with pytest.raises(OSError, match="disk full"):
         result_npz.save_result_npz(str(tmp_path / "new.npz"), make_result())
     with pytest.raises(OSError, match="disk full"):
