@@ -12,7 +12,11 @@ stage-2 iterations. `run_s_all_matches` (and its `compile_s_all_matches`) is the
 `max_matches_per_pair=0`: every match kept, the reference's work. `wall_cold_s` and `wall_warm_s`
 are what a user waits for the main job's steps (start, prepare, compile, run, write every output):
 `python -m experiments.run_josh` on this clip with this config in a new process, first with an
-empty compilation cache, then again in a second process that reads that cache. Accuracy uses the reference result JSON's definitions on the 21 keyframes
+empty compilation cache, then again in a second process that reads that cache;
+`wall_{cold,warm}_<stage>_s` split them by run_josh's log timestamps (start = process start and
+imports, load, prepare, optimize = compile or cache read + run, result, write = evaluation +
+writers, end).
+Accuracy uses the reference result JSON's definitions on the 21 keyframes
 (`../shared/reference/README.md`), and the reference's own numbers are read from
 `../shared/reference/josh_reference_result_pipeline.json` (prefixed `reference_`).
 """
@@ -101,17 +105,50 @@ def main_job_wall_s(clip_path: str, config: ml_collections.ConfigDict) -> dict[s
         with open(config_path, "w") as f:
             f.write(config.to_json())
         cmd = [sys.executable, "-m", "experiments.run_josh", f"--clip={clip_path}",
-               f"--out={os.path.join(tmp, 'out')}", f"--compilation_cache={os.path.join(tmp, 'xla')}",
+               f"--compilation_cache={os.path.join(tmp, 'xla')}",
                f"--config={os.path.join(cli.CONFIGS, 'josh.py')}:{config.preset}"]
         for key, value in _flat(config).items():  # the flag overrides that make this config
             cmd.append(f"--config.{key}={value}")
+        cmd.append("--alsologtostderr")  # the stage lines, timestamped (`main_job_stages`)
         for label in ("cold", "warm"):
-            t = time.perf_counter()
-            done = subprocess.run(cmd, cwd=cli.REPO, capture_output=True, text=True)
+            launched, t = time.time(), time.perf_counter()
+            out = f"--out={os.path.join(tmp, 'out_' + label)}"  # a fresh folder: no --overwrite
+            done = subprocess.run(cmd + [out], cwd=cli.REPO, capture_output=True, text=True)
             figures[f"wall_{label}_s"] = time.perf_counter() - t
             if done.returncode != 0:
                 raise RuntimeError(f"run_josh failed ({label}):\n{done.stderr[-3000:]}")
+            stages = main_job_stages(done.stderr, launched, launched + figures[f"wall_{label}_s"])
+            figures.update({f"wall_{label}_{k}_s": v for k, v in stages.items()})
     return figures
+
+
+# The log line that ends each stage of run_josh (in order); a stage lasts from the previous one.
+_STAGE_ENDS = (("start", "compilation cache:"), ("load", "[load] done"),
+               ("prepare", "[prepare] 1 clip(s) in"), ("optimize", "[optimize] 1 clip(s) in"),
+               ("result", "[result]"), ("write", "[write]"))
+
+
+def main_job_stages(log: str, launched: float, finished: float) -> dict[str, float]:
+    """Seconds per stage of one run_josh process from its absl log timestamps.
+
+    `start` is process start and imports (launch to the first log line), `optimize` is compile or
+    cache read plus the run, `write` is evaluation plus every writer, `end` the rest (summary).
+    """
+    day = time.strftime("%Y-%m-%d", time.localtime(launched))
+    stamps, i = {}, 0
+    for line in log.splitlines():
+        if i < len(_STAGE_ENDS) and _STAGE_ENDS[i][1] in line and line[:1] in "IW":
+            clock = line[6:21]  # absl: "I1205 08:05:44.996683 ..."
+            stamps[_STAGE_ENDS[i][0]] = time.mktime(time.strptime(
+                f"{day} {clock[:8]}", "%Y-%m-%d %H:%M:%S")) + float("0" + clock[8:])
+            i += 1
+    out, previous = {}, launched
+    for name, _ in _STAGE_ENDS:
+        if name in stamps:
+            out[name] = stamps[name] - previous
+            previous = stamps[name]
+    out["end"] = finished - previous
+    return out
 
 
 def _flat(config, prefix="") -> dict[str, object]:
@@ -135,6 +172,11 @@ def main(argv):
     print(f"clip: {clip.describe()}")
     print(f"config: stage1 {config.stage1.iters} it @ {config.stage1.lr}, stage2 "
           f"{config.stage2.iters} it @ {config.stage2.lr} (preset {config.preset})")
+
+    wall = {}
+    if _WALL.value:  # first: a failing run_josh shows before the long measurements
+        wall = main_job_wall_s(_CLIP.value, config)
+        wall["load_average_1min_after_wall"] = os.getloadavg()[0]
 
     t = time.perf_counter()
     problem, info = prepare_lib.prepare(clip, config, model, return_info=True)
@@ -205,9 +247,7 @@ def main(argv):
     })
     figures.update(reference_figures(_REFERENCE_JSON.value))
     figures["speedup_vs_reference_run"] = figures["reference_run_s"] / run_s
-    if _WALL.value:
-        figures.update(main_job_wall_s(_CLIP.value, config))
-        figures["load_average_1min_after_wall"] = os.getloadavg()[0]
+    figures.update(wall)
 
     os.makedirs(_OUT_DIR.value, exist_ok=True)
     name = "josh_reference_clip"

@@ -115,6 +115,32 @@ def centred_intrinsics(focal: float, height: int, width: int) -> np.ndarray:
     return np.array([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]])
 
 
+def axis_angle_to_matrix_host(aa: np.ndarray) -> np.ndarray:
+    """`axis_angle_to_matrix` in numpy float64 (same Rodrigues formula and small-angle branch).
+
+    For import and data preparation on the host: eager `jnp` calls there would compile one tiny
+    XLA program per operation and shape (tens of them per clip, ~0.05-0.2 s each).
+
+    Args:
+      aa: float[..., 3] axis-angle vectors.
+
+    Returns:
+      float64[..., 3, 3].
+    """
+    aa = np.asarray(aa, np.float64)
+    theta_sq = np.sum(aa * aa, axis=-1)
+    small = theta_sq < 1e-8
+    theta_sq_safe = np.where(small, 1.0, theta_sq)
+    theta = np.sqrt(theta_sq_safe)
+    a = np.where(small, 1.0 - theta_sq / 6.0, np.sin(theta) / theta)
+    b = np.where(small, 0.5 - theta_sq / 24.0, (1.0 - np.cos(theta)) / theta_sq_safe)
+    x, y, z = aa[..., 0], aa[..., 1], aa[..., 2]
+    zero = np.zeros_like(x)
+    K = np.stack([np.stack([zero, -z, y], -1), np.stack([z, zero, -x], -1),
+                  np.stack([-y, x, zero], -1)], -2)
+    return np.eye(3) + a[..., None, None] * K + b[..., None, None] * (K @ K)
+
+
 def pointmaps_from_depth(depth: np.ndarray, focal: float) -> np.ndarray:
     """Camera-frame pointmaps from depth maps, principal point (W/2, H/2), computed in float64.
 

@@ -169,8 +169,8 @@ def assemble_result(
     # Cameras at every video frame and the dense scene, world = first keyframe camera.
     frame_index = np.arange(keyframe_index[0], keyframe_index[-1] + 1, dtype=np.int32)
     T_world_cam_key, T_world_cam, K_frames, points, lo, hi, alpha = world.cameras_and_scene(
-        jnp.asarray(T_world_cam_key), jnp.asarray(K), jnp.asarray(depth_key),
-        jnp.asarray(keyframe_index, jnp.float32), jnp.asarray(frame_index, jnp.float32),
+        *jax.device_put((T_world_cam_key, K, depth_key)),  # not jnp.asarray: no eager compiles
+        np.asarray(keyframe_index, np.float32), np.asarray(frame_index, np.float32),
         stride=stride, normalize_world=bool(normalize_world))
     conf, mask, colors = _scene_pixels(depth_key, conf_key, scene_mask_key, images, stride)
 
@@ -261,8 +261,8 @@ def _tracks(body_model, T_world_cam_key, lo, hi, alpha, R_cam, pose, betas, t_ca
     if P > 0:
         outs = world.tracks_to_world(
             body_model, T_world_cam_key, lo, hi, alpha,
-            jnp.asarray(R_cam, jnp.float32), jnp.asarray(pose, jnp.float32),
-            jnp.asarray(betas), jnp.asarray(t_cam, jnp.float32), jnp.asarray(valid))
+            np.asarray(R_cam, np.float32), np.asarray(pose, np.float32),
+            jax.device_put(betas), np.asarray(t_cam, np.float32), jax.device_put(valid))
         return tuple(np.asarray(o) for o in outs)
     V = int(np.asarray(body_model.v_template).shape[0])
     J = int(np.asarray(body_model.J_regressor).shape[0])
@@ -332,7 +332,8 @@ def make_result(clip, problem, solution, body_model, config, *, info,
     sol = jax.tree.map(np.asarray, solution)
     focal = float(sol.focal)
     pp = problem.cameras.pp
-    K = np.asarray(geo.intrinsics_matrix(focal, pp[0], pp[1]), np.float32)
+    cx, cy = (float(c) for c in np.asarray(pp))
+    K = np.array([[focal, 0.0, cx], [0.0, focal, cy], [0.0, 0.0, 1.0]], np.float32)  # host: no jit
     views = info.views
     depth = dense_depth(sol.anchor_depth, views.canon2, np.asarray(problem.cameras.weiszfeld_focal),
                         focal, views.subsample)

@@ -115,6 +115,20 @@ def test_host_pinhole_twins_agree_with_the_traced_camera():
     np.testing.assert_allclose(points, expected, rtol=1e-6)
 
 
+def test_axis_angle_host_twin_matches_the_traced_formula_in_float64():
+    rng = np.random.default_rng(3)
+    aa = rng.normal(size=(6, 5, 3))
+    aa[0, 0] = 0.0  # identity
+    aa[0, 1] = [1e-5, -2e-5, 0.0]  # the small-angle branch
+    with jax.enable_x64(True):
+        traced = np.asarray(g.axis_angle_to_matrix(jnp.asarray(aa, jnp.float64)))
+    host = g.axis_angle_to_matrix_host(aa)
+    assert host.dtype == np.float64 and host.shape == (6, 5, 3, 3)
+    np.testing.assert_allclose(host, traced, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(host[1:], Rotation.from_rotvec(aa[1:].reshape(-1, 3)).as_matrix()
+                               .reshape(5, 5, 3, 3), atol=1e-12)
+
+
 def test_project_unproject_roundtrip_and_pixel_grid():
     K = g.intrinsics_matrix(420.0, 256.0, 144.0)
     uv = g.pixel_grid(6, 7)

@@ -157,6 +157,38 @@ def test_render_points_z_buffer():
     assert not img.any()
 
 
+def _painter_render(points, colors, K, size, splat, background=24):
+    """The plain painter's algorithm (far to near, stable), identity camera: what the z-buffer
+    of `render_points` must reproduce pixel for pixel, ties included."""
+    H, W = size
+    front = points[:, 2] > 1e-3
+    pts, cols = points[front], colors[front]
+    order = np.argsort(-pts[:, 2], kind="stable")
+    pts, cols = pts[order], cols[order]
+    u = np.rint(K[0, 0] * pts[:, 0] / pts[:, 2] + K[0, 2]).astype(int)
+    v = np.rint(K[1, 1] * pts[:, 1] / pts[:, 2] + K[1, 2]).astype(int)
+    image = np.full((H, W, 3), background, np.uint8)
+    offsets = np.arange(splat) - (splat - 1) // 2
+    for i in range(len(pts)):
+        for du in offsets:
+            for dv in offsets:
+                if 0 <= u[i] + du < W and 0 <= v[i] + dv < H:
+                    image[v[i] + dv, u[i] + du] = cols[i]
+    return image
+
+
+@pytest.mark.parametrize("splat", [1, 2, 3])
+def test_render_points_equals_painters_algorithm_with_ties(splat):
+    rng = np.random.default_rng(splat)
+    points = rng.normal(size=(400, 3)) * [1.0, 1.0, 2.0]
+    points[:, 2] = np.round(points[:, 2] * 2) / 2  # many equal depths; some behind the camera
+    points[::5, :2] = np.round(points[::5, :2], 1)  # and many points on the same pixels
+    colors = rng.integers(0, 256, size=(400, 3), dtype=np.uint8)
+    K = np.array([[12.0, 0, 15], [0, 12, 10], [0, 0, 1]])
+    got = preview.render_points(points, colors, np.eye(4), K, (20, 30), splat=splat)
+    np.testing.assert_array_equal(got, _painter_render(points, colors, K, (20, 30), splat))
+
+
 def test_mp4_frame_count(tmp_path):
     result = make_result()
     path = preview.write_preview_mp4(str(tmp_path / "p.mp4"), result, width=64)
@@ -183,11 +215,12 @@ def test_failure_mid_write_leaves_no_partial_file(tmp_path, monkeypatch):
     existing = tmp_path / "kept.npz"
     existing.write_bytes(b"old content")
 
-    def broken_savez(f, **arrays):
-        f.write(b"PK\x03\x04 partial")
+    def broken_savez(path, arrays):
+        with open(path, "wb") as f:
+            f.write(b"PK\x03\x04 partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(np, "savez_compressed", broken_savez)
+    monkeypatch.setattr(result_npz, "savez_deflated", broken_savez)
     with pytest.raises(OSError, match="disk full"):
         result_npz.save_result_npz(str(tmp_path / "new.npz"), make_result())
     with pytest.raises(OSError, match="disk full"):

@@ -92,10 +92,13 @@ def shaped_rest(body_model, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return v_shaped.astype(np.float32), rest_joints(body_model, betas[None])[0]
 
 
+# One compiled program (eager vmap would compile each of its operations separately).
+_rest_joints_many = jax.jit(jax.vmap(body_models.rest_joints, in_axes=(None, 0)))
+
+
 def rest_joints(body_model, betas: np.ndarray) -> np.ndarray:
     """float32[N, J, 3] rest joints of N shapes float[N, B]."""
-    fn = jax.vmap(lambda b: body_models.rest_joints(body_model, b))
-    return np.asarray(fn(np.asarray(betas, np.float32)), np.float32)
+    return np.asarray(_rest_joints_many(body_model, np.asarray(betas, np.float32)), np.float32)
 
 
 def person_motion(result: Result, body_model, p: int) -> PersonMotion | None:

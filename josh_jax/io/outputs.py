@@ -29,7 +29,7 @@ import tempfile
 from collections.abc import Sequence
 
 from josh_jax.errors import InputError
-from josh_jax.io import amass, gltf, viewer
+from josh_jax.io import amass, gltf
 from josh_jax.io.atomic import read_manifest, result_set
 from josh_jax.io.preview import write_preview_mp4
 from josh_jax.io.report import write_json
@@ -80,6 +80,9 @@ def write_all(out_dir: str, stem: str, result: Result, *,
     if "mp4" in kinds:
         written["mp4"] = write_preview_mp4(base + ".mp4", result)
     if "viewer" in kinds:
+        # Imported here: viser costs ~0.2-0.5 s of every run's start-up and only this writer uses it.
+        from josh_jax.io import viewer  # noqa: PLC0415
+
         viewer.record_html(base + ".viewer.html", result, body_model)
         written["viewer"] = base + ".viewer.html"
     if metrics is not None:

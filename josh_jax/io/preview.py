@@ -28,23 +28,31 @@ def render_points(points_world: np.ndarray, colors: np.ndarray, T_world_cam: np.
     R, t = T_world_cam[:3, :3], T_world_cam[:3, 3]
     x_cam = (points_world - t) @ R  # R^T (x - t), row form
     z = x_cam[:, 2]
-    front = z > 1e-3
-    x_cam, z, colors = x_cam[front], z[front], colors[front]
-    # Far to near (one sort of the N points; the splat offsets keep that order): with repeated
-    # indices numpy's assignment keeps the last value, i.e. the nearest point wins.
-    order = np.argsort(-z, kind="stable")
-    x_cam, z, colors = x_cam[order], z[order], colors[order]
-    u = np.rint(K[0, 0] * x_cam[:, 0] / z + K[0, 2]).astype(np.int64)
-    v = np.rint(K[1, 1] * x_cam[:, 1] / z + K[1, 2]).astype(np.int64)
+    z_safe = np.where(z > 1e-3, z, 1.0)
+    u = np.rint(K[0, 0] * x_cam[:, 0] / z_safe + K[0, 2]).astype(np.int64)
+    v = np.rint(K[1, 1] * x_cam[:, 1] / z_safe + K[1, 2]).astype(np.int64)
     offsets = np.arange(splat) - (splat - 1) // 2
+    lo, hi = offsets[0], offsets[-1]
+    # Points in front whose splat square touches the image, in their original order.
+    keep = np.flatnonzero((z > 1e-3) & (u + hi >= 0) & (u + lo < W) & (v + hi >= 0) & (v + lo < H))
     du, dv = (a.reshape(-1) for a in np.meshgrid(offsets, offsets, indexing="ij"))
-    u = (u[:, None] + du[None]).reshape(-1)
-    v = (v[:, None] + dv[None]).reshape(-1)
-    colors = np.repeat(colors, du.shape[0], axis=0)
+    u = (u[keep, None] + du[None]).reshape(-1)
+    v = (v[keep, None] + dv[None]).reshape(-1)
+    source = np.repeat(keep, du.shape[0])
+    depth = np.repeat(z[keep], du.shape[0])
     inside = (u >= 0) & (u < W) & (v >= 0) & (v < H)
-    image = np.full((H, W, 3), background, np.uint8)
-    image.reshape(-1, 3)[(v * W + u)[inside]] = colors[inside]
-    return image
+    pixel, source, depth = (v * W + u)[inside], source[inside], depth[inside]
+    # Z-buffer without sorting: the nearest depth per pixel, then among the points at that depth
+    # the last one (ascending `source`; numpy's assignment keeps the last of repeated indices).
+    z_buffer = np.full(H * W, np.inf)
+    np.minimum.at(z_buffer, pixel, depth)
+    nearest = depth == z_buffer[pixel]
+    owner = np.full(H * W, -1, np.int64)
+    owner[pixel[nearest]] = source[nearest]
+    image = np.full((H * W, 3), background, np.uint8)
+    hit = owner >= 0
+    image[hit] = colors[owner[hit]]
+    return image.reshape(H, W, 3)
 
 
 def preview_frames(result: Result, *, width: int = 320, max_points: int = 60_000,

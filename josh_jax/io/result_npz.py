@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zipfile
+
 import numpy as np
 
 from josh_jax.errors import InputError
@@ -54,9 +56,18 @@ def save_result_npz(path: str, result: Result, *, vertices: str = "float16") -> 
     """Write `result` to `path` (`.npz`, no pickles, compressed) atomically. Returns `path`."""
     arrays = result_to_arrays(result, vertices=vertices)
 
-    with atomic_write(path) as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, **arrays)
+    with atomic_write(path) as tmp:
+        savez_deflated(tmp, arrays)
     return path
+
+
+def savez_deflated(path: str, arrays: dict[str, np.ndarray], level: int = 1) -> None:
+    """`np.savez_compressed` at zlib level `level` (numpy's fixed default is 6): the same `.npz`
+    layout that `np.load` reads; level 1 compresses ~2x faster, files ~2 % larger."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=level) as z:
+        for key, value in arrays.items():
+            with z.open(key + ".npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
 
 
 def load_result_npz(path: str) -> Result:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from body_models.model import BodyModel, lbs, regress_joints
@@ -48,12 +47,13 @@ def subset_body_model(model: BodyModel, vertex_ids: np.ndarray) -> BodyModel:
     lbs_weights = np.concatenate([w[ids], np.eye(J, dtype=np.float32)], 0)
     return dataclasses.replace(
         model,
-        v_template=jnp.asarray(v_template),
-        shapedirs=jnp.asarray(shapedirs),
-        posedirs=jnp.asarray(posedirs),
-        J_regressor=jnp.asarray(J_regressor),
-        lbs_weights=jnp.asarray(lbs_weights),
-        faces=jnp.zeros((0, 3), jnp.int32),
+        # device_put: jnp.asarray of a numpy array compiles a tiny program per shape.
+        v_template=jax.device_put(v_template),
+        shapedirs=jax.device_put(shapedirs),
+        posedirs=jax.device_put(posedirs),
+        J_regressor=jax.device_put(J_regressor),
+        lbs_weights=jax.device_put(lbs_weights),
+        faces=jax.device_put(np.zeros((0, 3), np.int32)),
     )
 
 
@@ -74,6 +74,6 @@ def smpl_forward(model: BodyModel, betas, global_orient, body_pose, transl):
         return out.vertices, regress_joints(model, out.vertices)
 
     vertices, joints = jax.jit(jax.vmap(one))(
-        jnp.asarray(betas), jnp.asarray(global_orient), jnp.asarray(body_pose), jnp.asarray(transl)
+        *jax.device_put((betas, global_orient, body_pose, transl))
     )
     return np.asarray(vertices), np.asarray(joints)

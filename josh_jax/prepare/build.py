@@ -21,7 +21,6 @@ import dataclasses
 import functools
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
@@ -124,7 +123,8 @@ def prepare(clip, config, body_model=None, *, return_info: bool = False):
         body=subset_body_model(body_model, vertex_ids),
         body_vertex_ids=vertex_ids,
     )
-    problem = jax.tree.map(jnp.asarray, problem)
+    # device_put, not jnp.asarray: on a numpy leaf jnp.asarray compiles a tiny program per shape.
+    problem = jax.device_put(problem)
     if not return_info:
         return problem
     info = PrepareInfo(

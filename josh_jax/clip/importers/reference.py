@@ -11,17 +11,15 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-import jax
 import numpy as np
 from absl import logging
 
-from body_models.rotations import axis_angle_to_matrix
 from josh_jax import convex
 from josh_jax.clip.importers.common import rows_at
 from josh_jax.clip.io import read_npz
 from josh_jax.clip.schema import ClipFormatError, validate_arrays
 from josh_jax.clip.types import FORMAT_VERSION, Clip, GroundTruth
-from josh_jax.geometry import pointmaps_from_depth
+from josh_jax.geometry import axis_angle_to_matrix_host, pointmaps_from_depth
 
 # Keys whose presence identifies the reference synthetic layout.
 REFERENCE_LAYOUT_KEYS = ("pred_depth", "pred_focal", "mast3r_conf", "corr_offsets", "hmr_rotmat")
@@ -163,9 +161,7 @@ def import_reference_arrays(
 
 def _reference_ground_truth(d: Mapping[str, np.ndarray], img_idx: np.ndarray) -> dict:
     """The reference's ground truth in our `gt_*` keys (only what the file holds)."""
-    def rotmats(aa: np.ndarray) -> np.ndarray:
-        with jax.enable_x64(True):  # ground truth keeps float64 precision
-            return np.asarray(axis_angle_to_matrix(np.asarray(aa, np.float64)), np.float64)
+    rotmats = axis_angle_to_matrix_host  # float64 on the host: ground truth keeps its precision
 
     gt: dict[str, np.ndarray] = {}
     if "gt_cam2w" in d:
