@@ -124,7 +124,7 @@ def test_tracking_empty_frame_keeps_memory(ref):
     memory, _ = tracking.track_step(memory, jnp.asarray(tok), jnp.ones(tok.shape[0], bool))
     after, ids = tracking.track_step(memory, jnp.zeros_like(tok), jnp.zeros(tok.shape[0], bool))
     assert (np.asarray(ids) == -1).all()
-    for a, b in zip(jax.tree.leaves(after), jax.tree.leaves(memory)):
+    for a, b in zip(jax.tree.leaves(after), jax.tree.leaves(memory), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 

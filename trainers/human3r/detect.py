@@ -42,7 +42,7 @@ def nms_scores(logits: Float[Array, "G G"]) -> Float[Array, "G G"]:
 
 
 def detect_heads(scores_nms: Float[Array, "G G"], threshold: float,
-                 max_people: int) -> tuple[Int[Array, "P 2"], Bool[Array, "P"]]:
+                 max_people: int) -> tuple[Int[Array, "P 2"], Bool[Array, " P"]]:
     """Cells (h, w) with score >= threshold in row-major order, padded to `max_people`.
 
     Returns the cells (P, 2) int32 (h, w) and the validity mask (P,). Detections beyond `max_people`

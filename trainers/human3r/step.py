@@ -7,7 +7,6 @@ after a reset; tracking memory never cleared). Static shapes: `max_people` promp
 import dataclasses
 
 import jax
-import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from trainers.cut3r.heads import Cut3rFrame

@@ -8,7 +8,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 
 def log_optimal_transport(scores: Float[Array, "M N"], alpha: float, iters: int,
-                          valid_m: Bool[Array, "M"], valid_n: Bool[Array, "N"]
+                          valid_m: Bool[Array, " M"], valid_n: Bool[Array, " N"]
                           ) -> Float[Array, "M+1 N+1"]:
     """Z of `log_optimal_transport` for the valid m x n block; padded rows/columns hold -inf.
 
@@ -75,9 +75,9 @@ def _mutual_matches(z_mn: Float[Array, "M N"], valid_m, valid_n, threshold: floa
     return valid0, valid1, i1
 
 
-def track_step(memory: TrackMemory, tokens: Float[Array, "P D"], valid: Bool[Array, "P"], *,
+def track_step(memory: TrackMemory, tokens: Float[Array, "P D"], valid: Bool[Array, " P"], *,
                alpha: float = -10.0, iters: int = 20,
-               match_threshold: float = 0.2) -> tuple[TrackMemory, Int[Array, "P"]]:
+               match_threshold: float = 0.2) -> tuple[TrackMemory, Int[Array, " P"]]:
     """One frame of Human3R tracking (spec §4.11): ids (P,) (-1 where not valid) and the new memory.
 
     Matched people keep their id; the others get max_id+1, max_id+2, ... in slot order. The new
