@@ -34,8 +34,8 @@ from josh_jax.io import outputs as outputs_lib
 from josh_jax.io.atomic import recover, update_json
 from josh_jax.io.outputs import DEFAULT_WRITERS, write_result_set
 from josh_jax.io.report import jsonable
-from josh_jax.result import Result, make_result
 from josh_jax.quality import result_quality_problems
+from josh_jax.result import Result, make_result
 from josh_jax.result_checks import result_problems
 
 
