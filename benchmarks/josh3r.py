@@ -2,12 +2,15 @@
 learning curve of a short tiny training run.
 
   # CPU (tiny), one JSON per preset and mode in benchmarks/results/:
-  python benchmarks/josh3r.py --presets=tiny,tiny_bf16 --modes=train,infer --device_label=cpu
+  python -m benchmarks.josh3r --presets=tiny,tiny_bf16 --modes=train,infer --device_label=cpu
   # GPU (full size):
-  python benchmarks/josh3r.py --presets=full,full_bf16 --modes=infer,train --device_label=h100 \
+  python -m benchmarks.josh3r --presets=full,full_bf16 --modes=infer,train --device_label=h100 \
       --image_size=288,512 --infer_batch=16 --train_batch=4
+  # XLA memory plan of full-size inference, abstract build (CPU is enough):
+  python -m benchmarks.josh3r --presets=full --modes=infer_plan --infer_batch=16 --head_chunk=4 \
+      --device_label=cpu
   # learning curve (synthetic ground-truth pairs, tiny model) -> josh3r_tiny_curve.png:
-  python benchmarks/josh3r.py --modes=curve --curve_steps=200 --device_label=cpu
+  python -m benchmarks.josh3r --modes=curve --curve_steps=200 --device_label=cpu
 
 Each (preset, mode) writes `benchmarks/results/josh3r_<preset>_<mode>_<device>.json`:
 `{"name", "device", "date", "command", "figures": {...}, "notes"}`; compile time and run time are
@@ -30,13 +33,14 @@ from benchmarks.common import write_result
 from josh_jax.io.atomic import atomic_write
 
 _PRESETS = flags.DEFINE_list("presets", ["tiny"], "Model presets of experiments/configs/josh3r.py.")
-_MODES = flags.DEFINE_list("modes", ["train", "infer"], "train, infer, curve.")
+_MODES = flags.DEFINE_list("modes", ["train", "infer"], "train, infer, infer_plan, curve.")
 _DEVICE = flags.DEFINE_string("device_label", "cpu", "Label used in the result file names.")
 _IMAGE = flags.DEFINE_list("image_size", [], "H,W (default: the preset's image_size).")
 _TRAIN_BATCH = flags.DEFINE_integer("train_batch", 8, "Global train batch (pairs).")
 _INFER_BATCH = flags.DEFINE_integer("infer_batch", 8, "Pairs per inference call.")
 _TRAIN_STEPS = flags.DEFINE_integer("train_steps", 5, "Timed train steps (after compile).")
 _INFER_CALLS = flags.DEFINE_integer("infer_calls", 10, "Timed inference calls.")
+_HEAD_CHUNK = flags.DEFINE_integer("head_chunk", 4, "Pairs per DPT-head chunk in inference.")
 _CURVE_STEPS = flags.DEFINE_integer("curve_steps", 120, "Steps of the learning-curve run.")
 _OUT = flags.DEFINE_string("out", os.path.join(os.path.dirname(__file__), "results"), "Folder.")
 
@@ -127,36 +131,136 @@ def bench_train(preset: str, hw) -> None:
              f"{jax.device_count()} device(s); random inputs; peak memory = {how}.")
 
 
+def random_josh3r(model_config, seed: int = 0):
+    """A JOSH3R with random weights drawn on the device: abstract build, then one normal draw
+    per parameter (std 0.02; BatchNorm variances 1). Throughput does not depend on the values;
+    the eager build's host-side init of the full model takes ~1 minute."""
+    import jax  # noqa: PLC0415
+    import jax.numpy as jnp  # noqa: PLC0415
+    from flax import nnx  # noqa: PLC0415
+
+    from trainers import convert, josh3r  # noqa: PLC0415
+
+    model = convert.abstract_model(josh3r.JOSH3R, model_config, seed)
+    variables = [(path, v) for path, v in nnx.iter_graph(model)
+                 if isinstance(v, (nnx.Param, nnx.BatchStat))]
+    specs = [(str(path[-1]), v.get_value().shape, v.get_value().dtype) for path, v in variables]
+
+    @jax.jit
+    def draw(key):  # one program for every draw (eager draws compile one program per shape)
+        out = []
+        for i, (name, shape, dtype) in enumerate(specs):
+            if name == "var":
+                out.append(jnp.ones(shape, dtype))
+            elif name == "mean":
+                out.append(jnp.zeros(shape, dtype))
+            else:
+                out.append(0.02 * jax.random.normal(jax.random.fold_in(key, i), shape, dtype))
+        return out
+
+    for (_, var), value in zip(variables, draw(jax.random.key(seed)), strict=True):
+        var.set_value(value)
+    return convert.concretise(model, josh3r.JOSH3R, model_config, seed)
+
+
 def bench_infer(preset: str, hw) -> None:
     import jax  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
-    from flax import nnx  # noqa: PLC0415
 
     from experiments.configs import josh3r as josh3r_config  # noqa: PLC0415
-    from trainers import infer, josh3r  # noqa: PLC0415
+    from trainers import infer  # noqa: PLC0415
 
     cfg = josh3r_config.get_config(preset)
-    model = josh3r.JOSH3R(cfg.model, rngs=nnx.Rngs(0))
-    forward = infer.make_forward(model)
-    del model
-    b = random_batch(np.random.default_rng(0), _INFER_BATCH.value, hw)
-    args = [jax.device_put(b[k]) for k in ("imgs", "img_shapes", "bbox")]
     t0 = time.perf_counter()
-    jax.block_until_ready(forward(*args))
+    model = random_josh3r(cfg.model)
+    build_s = time.perf_counter() - t0
+    forward = infer.make_forward(model, head_chunk=_HEAD_CHUNK.value)
+    del model
+    bs = _INFER_BATCH.value
+    b = random_batch(np.random.default_rng(0), bs, hw)
+    frames = b["imgs"][:, 0]
+    # A chain of bs pairs over bs frames (k, k+1 mod bs): per pair one frame is encoded and
+    # one pair stage runs, as in a long clip where every frame is encoded once.
+    idx1, idx2 = np.arange(bs), (np.arange(bs) + 1) % bs
+    shapes, bbox = jax.device_put(b["img_shapes"]), jax.device_put(b["bbox"])
+
+    def call():
+        cache = forward.encode_frames(frames, bs)
+        return forward.pairs(cache, idx1, idx2, shapes, bbox)
+
+    t0 = time.perf_counter()
+    jax.block_until_ready(call())
     compile_s = time.perf_counter() - t0
     times = []
     for _ in range(_INFER_CALLS.value):
         t0 = time.perf_counter()
-        jax.block_until_ready(forward(*args))
+        jax.block_until_ready(call())
         times.append(time.perf_counter() - t0)
     med = float(np.median(times))
     mem, how = peak_memory_mb()
     write(f"josh3r_{preset}_infer", {
-        "compile_plus_first_call_s": compile_s, "call_time_median_s": med,
-        "infer_pairs_per_s": _INFER_BATCH.value / med, "pairs_per_call": _INFER_BATCH.value,
+        "build_s": build_s, "compile_plus_first_call_s": compile_s,
+        "call_time_median_s": med, "infer_pairs_per_s": bs / med, "pairs_per_call": bs,
         "image_h": hw[0], "image_w": hw[1], "peak_memory_mb": mem,
-    }, notes=f"eval-mode JOSH3R forward (all 8 outputs) on device-resident inputs; peak memory "
-             f"= {how}; chaining/Result assembly (host) not included.")
+    }, notes=f"eval-mode JOSH3R inference path (trainers.infer.Forward): {bs} frames encoded "
+             f"once + {bs} chained pairs (decoder, head-1 DPT with head_chunk="
+             f"{_HEAD_CHUNK.value}, human branch; no X21/second head); host image input; "
+             f"peak memory = {how}; chaining/Result assembly (host) not included.")
+
+
+def bench_infer_plan(preset: str, hw) -> None:
+    """XLA memory plan of the inference programs, built abstractly (nothing allocated or run)."""
+    import jax  # noqa: PLC0415
+    import jax.numpy as jnp  # noqa: PLC0415
+    from flax import nnx  # noqa: PLC0415
+
+    from experiments.configs import josh3r as josh3r_config  # noqa: PLC0415
+    from trainers import convert, josh3r  # noqa: PLC0415
+
+    cfg = josh3r_config.get_config(preset)
+    bs, chunk = _INFER_BATCH.value, _HEAD_CHUNK.value
+    t0 = time.perf_counter()
+    model = convert.abstract_model(josh3r.JOSH3R, cfg.model)  # shapes only, nothing drawn
+    model.eval()
+    build_s = time.perf_counter() - t0
+    graphdef, state = nnx.split(model)
+    sds = lambda shape, dt=jnp.float32: jax.ShapeDtypeStruct(shape, dt)
+    state = jax.tree.map(lambda x: sds(x.shape, x.dtype), state)
+    h, w = hw
+    p = cfg.model.patch_size
+    n = (h // p) * (w // p)
+
+    def encode(state, imgs):
+        return nnx.merge(graphdef, state).encode(imgs)
+
+    def pairs(state, f1, p1, f2, p2, shapes, bbox):
+        return nnx.merge(graphdef, state).predict_from_features(
+            f1, p1, f2, p2, shapes, bbox, hw, head_chunk=chunk)
+
+    feat, pos = sds((bs, n, cfg.model.enc_embed_dim)), sds((bs, n, 2), jnp.int32)
+    programs = {
+        "encode": (encode, (state, sds((bs, h, w, 3)))),
+        "pairs": (pairs, (state, feat, pos, feat, pos, sds((bs, 2, 2), jnp.int32),
+                          sds((bs, 2, 4)))),
+    }
+    figures = {"build_abstract_s": build_s, "pairs_per_call": bs, "head_chunk": chunk,
+               "image_h": h, "image_w": w}
+    for name, (fn, args) in programs.items():
+        t0 = time.perf_counter()
+        lowered = jax.jit(fn).lower(*args)
+        figures[f"{name}_lower_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        compiled = lowered.compile()
+        figures[f"{name}_compile_s"] = time.perf_counter() - t0
+        mem = compiled.memory_analysis()
+        figures[f"{name}_temp_gib"] = mem.temp_size_in_bytes / 2**30
+        figures[f"{name}_argument_gib"] = mem.argument_size_in_bytes / 2**30
+        figures[f"{name}_output_gib"] = mem.output_size_in_bytes / 2**30
+    figures["max_temp_gib"] = max(figures["encode_temp_gib"], figures["pairs_temp_gib"])
+    write(f"josh3r_{preset}_infer_plan", figures,
+          notes=f"abstract model (convert.abstract_model: shapes only), jit(...).lower(shapes).compile() of the two "
+                f"inference programs at {bs} frames / {bs} pairs; XLA memory_analysis() of the "
+                f"backend that compiled them (CPU plans differ from GPU ones); nothing run.")
 
 
 def learning_curve(steps: int) -> None:
@@ -224,7 +328,8 @@ def main(argv):
         for preset in _PRESETS.value:
             hw = tuple(int(x) for x in _IMAGE.value) or tuple(
                 josh3r_config.get_config(preset).image_size)
-            {"train": bench_train, "infer": bench_infer}[mode](preset, hw)
+            {"train": bench_train, "infer": bench_infer,
+             "infer_plan": bench_infer_plan}[mode](preset, hw)
     del np
 
 

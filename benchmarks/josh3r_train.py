@@ -5,13 +5,14 @@
   # full size on CPU, abstract only (no weights drawn, nothing run): build + lower + compile
   python -m benchmarks.josh3r_train --presets=full --abstract --batch=8 --image_size=288,512 \
       --device_label=cpu
-  # GPU (one H100/H200): the full bf16 step, compiled and run
+  # GPU (one H100/H200): the full bf16 step, compiled and run (remat of the scanned blocks)
   python -m benchmarks.josh3r_train --presets=full_bf16 --batch=8 --image_size=288,512 \
-      --device_label=h200 --steps=10
+      --device_label=h200 --steps=10 --remat=dots_no_batch
 
 Each preset writes `benchmarks/results/josh3r_train_<preset>[_abstract]_<device>.json` with
 `build_s` (model construction: eager, or `nnx.eval_shape` with `--abstract`), `lower_s` (trace +
-lower of the jitted step), `compile_s` (XLA compile), and, when not abstract, `first_step_s`,
+lower of the jitted step), `compile_s` (XLA compile), `lower_cpu_s` / `compile_cpu_s` (the
+process's CPU time over the same spans: comparable across load levels), and, when not abstract, `first_step_s`,
 `step_time_median_s`, `train_pairs_per_s`; the compiled step's `memory_analysis()`
 (`temp_mib`, `argument_mib`, `output_mib`) and the device's `peak_bytes_in_use` where
 available. The optimizer is the training one (`trainers.train_state.make_optimizer`: AdamW,
@@ -45,6 +46,8 @@ _BATCH = flags.DEFINE_integer("batch", 8, "Global batch (pairs).")
 _IMAGE = flags.DEFINE_list("image_size", [], "H,W (default: the preset's image_size).")
 _STEPS = flags.DEFINE_integer("steps", 5, "Timed steps after the first.")
 _DEVICE = flags.DEFINE_string("device_label", "cpu", "Label used in the result file name.")
+_REMAT = flags.DEFINE_string("remat", "", "Override config.model.remat (none, full, dots, "
+                             "dots_no_batch); '' keeps the preset's.")
 _OUT = flags.DEFINE_string("out", os.path.join(ROOT, "benchmarks", "results"), "Folder.")
 
 MIB = 2.0**20
@@ -83,6 +86,10 @@ def abstract_state(model: nnx.Module, tx) -> train_state.TrainState:
 
 def bench(preset: str) -> None:
     config = josh3r_train.get_config(preset)
+    if _REMAT.value:
+        config.unlock()
+        config.model.remat = _REMAT.value
+        config.lock()
     hw = tuple(int(v) for v in _IMAGE.value) if _IMAGE.value else tuple(config.image_size)
     body = body_models.load_model()
     tx, schedule = train_state.make_optimizer(
@@ -101,13 +108,15 @@ def bench(preset: str) -> None:
     step = parallel.make_jit_step(fns, mesh)
     batch_host = random_batch(np.random.default_rng(0), _BATCH.value, hw)
     batch_shapes = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in batch_host.items()}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     lowered = step.lower(state_shapes, batch_shapes)
-    lower_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    lower_s, lower_cpu_s = time.perf_counter() - t0, time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
     compiled = lowered.compile()
-    compile_s = time.perf_counter() - t0
+    compile_s, compile_cpu_s = time.perf_counter() - t0, time.process_time() - c0
     figures = {"build_s": build_s, "lower_s": lower_s, "compile_s": compile_s,
+               # CPU time of this process (all threads): less sensitive to a loaded machine.
+               "lower_cpu_s": lower_cpu_s, "compile_cpu_s": compile_cpu_s,
                "num_params_millions": n_params / 1e6, "param_leaves": n_leaves,
                "global_batch_pairs": _BATCH.value, "image_h": hw[0], "image_w": hw[1]}
     memory = compiled.memory_analysis()
@@ -135,12 +144,13 @@ def bench(preset: str) -> None:
     if "peak_bytes_in_use" in stats:
         figures["peak_device_mib"] = stats["peak_bytes_in_use"] / MIB
     notes = (f"jit over a ('data',) mesh of {jax.device_count()} device(s); model preset "
-             f"{preset} ({config.model.compute_dtype}); "
+             f"{preset} ({config.model.compute_dtype}, remat {config.model.remat}); "
              + ("abstract build (nnx.eval_shape), lowered and compiled from shapes, not run. "
                 if _ABSTRACT.value else "eager build, random inputs. ")
              + ("CPU timings on a shared machine are noisy." if jax.default_backend() == "cpu"
                 else ""))
-    name = f"josh3r_train_{preset}" + ("_abstract" if _ABSTRACT.value else "")
+    name = f"josh3r_train_{preset}" + ("_abstract" if _ABSTRACT.value else "") + (
+        f"_remat_{_REMAT.value}" if _REMAT.value else "")
     write_result(name, figures, out_dir=_OUT.value, tag=_DEVICE.value, notes=notes)
 
 

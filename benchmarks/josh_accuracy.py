@@ -1,7 +1,14 @@
-r"""JOSH accuracy sweep: the reference clip + synthetic seeds, the current default vs variants.
+r"""JOSH accuracy sweep: the reference clip, the public noise suite and synthetic seeds, the
+current default vs variants (ablations and the `fast` preset).
 
     python -m benchmarks.josh_accuracy                      # default vs its ablations
     python -m benchmarks.josh_accuracy --variants=default --seeds=0,1,2 --scenes=
+    python -m benchmarks.josh_accuracy --variants=default,fast --seeds=0 --scenes=sit,stairs
+
+The public suite (`../shared/reference/suite/`, `--suite`: clips of other seeds at noise x1.0,
+x1.5, x2.0 with the official code's result on each) is scored like the reference clip and
+compared with the official code's metrics on the same clip: `<variant>_<clip>_<k>_ratio` is ours
+over the reference's (WA-MPJPE, W-MPJPE, human scale error |1 - s|, focal error, camera ATE).
 
 Clips: the reference clip, synthetic `default` clips of the given seeds and one clip of each
 scene preset (`experiments/configs/synthetic.py`: stairs, sit, turn, curved, two_people), so a
@@ -13,6 +20,7 @@ Writes `benchmarks/results/josh_accuracy_sweep_<device>.json`.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -30,6 +38,10 @@ from josh_jax.evaluate import evaluate
 
 _REF = os.path.normpath(os.path.join(cli.REPO, "..", "shared", "reference",
                                      "josh_synthetic_clip.npz"))
+_SUITE_DIR = os.path.join(os.path.dirname(_REF), "suite")
+_SUITE = flags.DEFINE_list("suite", ["s21_n1.0", "s22_n1.5", "s23_n2.0"],
+                           "Public suite clips (suite_<tag>.npz), '' for none.")
+_WITH_REFERENCE = flags.DEFINE_boolean("reference", True, "Include the shared reference clip.")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Synthetic seeds (default preset).")
 _SCENES = flags.DEFINE_list("scenes", ["stairs", "sit", "turn", "curved", "two_people"],
                             "Synthetic presets, one clip each (seed 0).")
@@ -38,8 +50,12 @@ _VARIANTS = flags.DEFINE_list(
     "Variant names (VARIANTS).")
 _OUT_DIR = flags.DEFINE_string("out_dir", RESULTS_DIR, "Where the JSON goes.")
 
-# Overrides on the default preset (ablations of its choices).
+# Overrides on the default preset (ablations of its choices); "preset" names another preset.
 VARIANTS = {
+    "fast": {"preset": "fast"},
+    "fast_loose": {"preset": "fast", "convergence.rel_tol": 1e-2},
+    # The `fast` preset before the convergence stop: fixed 150 + 60 iterations.
+    "fixed_150_60": {"stage1.iters": 150, "stage2.iters": 60},
     "default": {},
     # The contact surface read at the pixel found in prepare only.
     "no_reassociation": {"contact_surface.reassociate": False},
@@ -56,9 +72,10 @@ _KEYS = {"wa_mm": "wa_mpjpe_sim3_mm", "w_mm": "w_mpjpe_first_frame_aligned_mm",
 
 
 def variant_config(name: str):
-    cfg = josh_config.get_config("default")
+    overrides = dict(VARIANTS[name])
+    cfg = josh_config.get_config(overrides.pop("preset", "default"))
     cfg.unlock()
-    for k, v in VARIANTS[name].items():
+    for k, v in overrides.items():
         node, *rest = k.split(".")
         if rest:
             cfg[node][rest[0]] = v
@@ -67,15 +84,33 @@ def variant_config(name: str):
     return cfg
 
 
-def main(argv):
-    del argv
-    clips = {"reference": load_any(_REF)}
+def suite_reference(tag: str) -> dict[str, float]:
+    """The official code's metrics on suite clip `tag`, under our `_KEYS` names."""
+    with open(os.path.join(_SUITE_DIR, f"josh_reference_result_suite_{tag}.json")) as f:
+        m = json.load(f)["metrics"]
+    return {"wa_mm": m["wa_mpjpe_sim3_mm"], "w_mm": m["w_mpjpe_first_frame_aligned_mm"],
+            "scale_err": abs(1.0 - m["human_sim3_scale_pred_to_gt"]),
+            "focal_err": abs(m["focal_final_rel_err"]), "ate_cm": 100.0 * m["cam_ate_sim3_m"]}
+
+
+def load_clips() -> dict:
+    """{name: (clip, gt)} of the flags' clips."""
+    clips = {"reference": load_any(_REF)} if _WITH_REFERENCE.value else {}
+    for tag in _SUITE.value:
+        clips[f"suite_{tag}"] = load_any(os.path.join(_SUITE_DIR, f"suite_{tag}.npz"))
     for s in _SEEDS.value:
         clips[f"seed{s}"] = synthetic.generate_clip(synthetic_config.get_config("default"), int(s))
     for preset in _SCENES.value:
         clips[preset] = synthetic.generate_clip(synthetic_config.get_config(preset), 0)
+    return clips
+
+
+def main(argv):
+    del argv
+    clips = load_clips()
     bodies = {name: pipeline.resolve_body_model(name, cli.body_model_path(name))
               for name in {str(clip.body_model) for clip, _ in clips.values()}}
+    refs = {f"suite_{tag}": suite_reference(tag) for tag in _SUITE.value}
     figures, per_clip = {}, {}
     for name in _VARIANTS.value:
         cfg = variant_config(name)
@@ -86,16 +121,26 @@ def main(argv):
             m = evaluate(result, gt)
             row = {k: float(m[v]) * (100.0 if k == "ate_cm" else 1.0) for k, v in _KEYS.items()}
             row["wall_s"] = time.perf_counter() - t
+            row["iters_run"] = np.asarray(result.diagnostics["iters_run"]).tolist()
+            if cname in refs:
+                for k, ref in refs[cname].items():
+                    row[f"{k}_ratio"] = row[k] / max(ref, 1e-12)
             rows[cname] = row
-            print(name, cname, " ".join(f"{k} {v:.4g}" for k, v in row.items()), flush=True)
+            print(name, cname, " ".join(f"{k} {v}" for k, v in row.items()), flush=True)
         per_clip[name] = rows
+        for cname, row in rows.items():
+            if cname == "reference" or cname in refs:
+                for k, v in row.items():
+                    if k != "iters_run":
+                        figures[f"{name}_{cname}_{k}"] = v
         for k in _KEYS:
-            figures[f"{name}_reference_{k}"] = rows["reference"][k]
-            synth = [rows[c][k] for c in rows if c != "reference"]
+            synth = [rows[c][k] for c in rows if c != "reference" and c not in refs]
             if synth:
                 figures[f"{name}_synthetic_mean_{k}"] = float(np.mean(synth))
+                figures[f"{name}_synthetic_worst_{k}"] = float(np.max(synth))
     write_result("josh_accuracy_sweep", figures, out_dir=_OUT_DIR.value,
-                 tag=jax.default_backend(), per_clip=per_clip)
+                 tag=jax.default_backend(), per_clip=per_clip,
+                 suite_reference={c: r for c, r in refs.items()})
 
 
 if __name__ == "__main__":

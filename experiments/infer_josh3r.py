@@ -13,6 +13,7 @@ offset); the default fixes both (`docs/method.md`, section 11).
 
 import os
 
+import jax
 from absl import flags, logging
 from flax import nnx
 from ml_collections import config_flags
@@ -37,9 +38,14 @@ _PREVIEW = flags.DEFINE_bool("preview", False, "Also write an .mp4 preview.")
 
 
 def load_model(config, checkpoint: str) -> nnx.Module:
-    """A JOSH3R from a weights file (trainers.convert) or a training workdir (orbax)."""
+    """A JOSH3R from a weights file (trainers.convert) or a training workdir (orbax).
+
+    Either way the model is built abstractly (`nnx.eval_shape`, no random draws) and filled
+    from the checkpoint; from a workdir only the parameters and BatchNorm statistics of the
+    newest good step are read (no optimizer state).
+    """
     from trainers import checkpoint as ckpt_lib
-    from trainers import convert, josh3r, train
+    from trainers import convert, josh3r
 
     if os.path.isfile(checkpoint):
         model, report = convert.load_josh3r(checkpoint, config.model)
@@ -51,14 +57,16 @@ def load_model(config, checkpoint: str) -> nnx.Module:
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"--checkpoint: {checkpoint} is neither a file nor a folder")
     config = with_training_defaults(config)
-    model = josh3r.JOSH3R(config.model, rngs=nnx.Rngs(0))
-    tc = config.training
-    tx, _ = train.optimizer_from_config(tc)
-    abstract = ckpt_lib.abstract_like(train.init_train_state(model, tx, tc.seed))
+    seed = int(config.training.seed)
+    model = convert.abstract_model(josh3r.JOSH3R, config.model, seed)
+    _, params, batch_stats, _ = nnx.split(model, nnx.Param, nnx.BatchStat, ...)
+    shapes = lambda tree: jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), tree)
     ckpt = ckpt_lib.Checkpointer(directory)
-    state, _ = ckpt.restore(abstract)
-    logging.info("Restored step %d from %s", int(state.step), directory)
-    nnx.update(model, state.params, state.batch_stats)
+    params, batch_stats, step = ckpt.restore_weights(shapes(params), shapes(batch_stats))
+    logging.info("Restored the weights of step %d from %s", step, directory)
+    nnx.update(model, params, batch_stats)
+    model = convert.concretise(model, josh3r.JOSH3R, config.model, seed)
+    model.eval()
     return model
 
 

@@ -64,19 +64,28 @@ def stage_convergence(curve: np.ndarray) -> float:
     return float(abs(total[-1] - total[-1 - back]) / max(abs(total[-1]), 1e-12))
 
 
+def _ran(curve, iters_run) -> np.ndarray:
+    """The rows of a stage's curve that were computed: a stage that stopped early (convergence,
+    NaN) repeats its last row after `iters_run` + 1 rows."""
+    curve = np.asarray(curve)
+    return curve[: min(int(iters_run) + 1, curve.shape[0])]
+
+
 def result_diagnostics(clip, solver_diagnostics, config) -> dict[str, np.ndarray]:
     """The quality keys stored in `Result.diagnostics` (npz `diag_quality_*`).
 
     quality_trusted_fraction float32[], quality_contacts_per_track int32[P],
-    quality_stage_rel_change float32[2] (`stage_convergence` of each stage's curve).
+    quality_stage_rel_change float32[2] (`stage_convergence` of each stage's computed curve rows).
     """
     diag = input_diagnostics(clip, config)
+    iters = (len(solver_diagnostics.curve_stage1), len(solver_diagnostics.curve_stage2))
+    iters_run = np.asarray(getattr(solver_diagnostics, "iters_run", iters)).reshape(-1)
     return {
         "quality_trusted_fraction": np.float32(diag["trusted_fraction"]),
         "quality_contacts_per_track": np.asarray(diag["contacts_per_track"], np.int32),
         "quality_stage_rel_change": np.asarray(
-            [stage_convergence(solver_diagnostics.curve_stage1),
-             stage_convergence(solver_diagnostics.curve_stage2)], np.float32),
+            [stage_convergence(_ran(solver_diagnostics.curve_stage1, iters_run[0])),
+             stage_convergence(_ran(solver_diagnostics.curve_stage2, iters_run[1]))], np.float32),
     }
 
 

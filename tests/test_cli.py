@@ -1,7 +1,7 @@
 """The binaries' error policy (`experiments/cli.py`) and the one error format (`josh_jax.errors`)."""
 
 import pytest
-from absl import flags
+from absl.testing import flagsaver
 
 import body_models
 from experiments import cli
@@ -40,13 +40,11 @@ def test_missing_file_is_one_line_and_exit_2(capsys):
         "error: nope.npz: (file): expected an existing file, found no such file\n")
 
 
-def test_verbose_shows_the_traceback_and_bugs_keep_theirs(monkeypatch):
+def test_verbose_shows_the_traceback_and_bugs_keep_theirs():
     error = ClipFormatError("c.npz", "fps", "a value > 0", "-1.0")
-    monkeypatch.setattr(flags.FLAGS, "verbose", True)
-    with pytest.raises(ClipFormatError):
+    with flagsaver.flagsaver(verbose=True), pytest.raises(ClipFormatError):
         cli.guard(_raise(error))([])
-    monkeypatch.setattr(flags.FLAGS, "verbose", False)
-    with pytest.raises(ZeroDivisionError):
+    with flagsaver.flagsaver(verbose=False), pytest.raises(ZeroDivisionError):
         cli.guard(_raise(ZeroDivisionError("a bug")))([])
 
 

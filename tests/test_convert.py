@@ -42,10 +42,11 @@ def test_tiny_checkpoint_converts_cleanly(state_dict, loaded):
 def test_layouts_follow_pytorch_conventions(state_dict, loaded):
     model, _ = loaded
     sd = state_dict
-    blk = model.mast3r.encoder.blocks[1]
-    np.testing.assert_array_equal(blk.attn.qkv.kernel[...],
+    blk = model.mast3r.encoder.blocks  # stacked: layer 1 is row 1 of every variable
+    np.testing.assert_array_equal(blk.attn.qkv.kernel[1],
                                   sd["mast3r.enc_blocks.1.attn.qkv.weight"].T)
-    np.testing.assert_array_equal(blk.norm2.scale[...], sd["mast3r.enc_blocks.1.norm2.weight"])
+    np.testing.assert_array_equal(blk.norm2.scale[1], sd["mast3r.enc_blocks.1.norm2.weight"])
+    np.testing.assert_array_equal(blk.norm2.scale[0], sd["mast3r.enc_blocks.0.norm2.weight"])
     np.testing.assert_array_equal(model.mast3r.encoder.patch_embed.proj.kernel[...],
                                   sd["mast3r.patch_embed.proj.weight"].transpose(2, 3, 1, 0))
     dpt = model.mast3r.head2.dpt
@@ -55,7 +56,7 @@ def test_layouts_follow_pytorch_conventions(state_dict, loaded):
     np.testing.assert_array_equal(
         dpt.refinenet[3].res_conf_unit1.conv2.bias[...],
         sd["mast3r.downstream_head2.dpt.scratch.refinenet4.resConfUnit1.conv2.bias"])
-    np.testing.assert_array_equal(model.mast3r.decoder.blocks2[11].cross_attn.projk.bias[...],
+    np.testing.assert_array_equal(model.mast3r.decoder.blocks2.cross_attn.projk.bias[11],
                                   sd["mast3r.dec_blocks2.11.cross_attn.projk.bias"])
     head = model.rel_rot_head
     np.testing.assert_array_equal(head.input_norm.var[...],
@@ -84,6 +85,35 @@ def test_unmatched_mismatched_and_missing_keys_are_named(state_dict):
     # A mis-shaped entry also leaves its target unfilled.
     assert report.missing == ["dec_norm.bias", "human_head_1.final.kernel"]
     np.testing.assert_array_equal(model.dec_norm.scale[...], sd["dec_norm.weight"])
+
+
+def test_missing_layer_of_a_stacked_block_is_named(state_dict):
+    sd = {k: v for k, v in state_dict.items() if k != "mast3r.dec_blocks.4.mlp.fc2.bias"}
+    model, report = convert.load_josh3r(sd, get_config("tiny").model, strict=False)
+    assert report.missing == ["mast3r.decoder.blocks1.mlp.fc2.bias[4]"]
+    bias = np.asarray(model.mast3r.decoder.blocks1.mlp.fc2.bias[...])
+    np.testing.assert_array_equal(bias[5], state_dict["mast3r.dec_blocks.5.mlp.fc2.bias"])
+
+
+def test_per_layer_flax_state_loads_into_the_stacked_layout(state_dict, loaded):
+    """Converted files written before the blocks were stacked (one name per layer) still load."""
+    ref_model, _ = loaded
+    stacked = convert.flax_state_dict(ref_model)
+    per_layer = {}
+    for name, value in stacked.items():
+        for stack in ("encoder.blocks.", "decoder.blocks1.", "decoder.blocks2."):
+            if f"mast3r.{stack}" in name:
+                head, tail = name.split(stack)
+                per_layer.update({f"{head}{stack}{i}.{tail}": v for i, v in enumerate(value)})
+                break
+        else:
+            per_layer[name] = value
+    assert "mast3r.encoder.blocks.1.attn.qkv.kernel" in per_layer
+    model, report = convert.load_josh3r(per_layer, get_config("tiny").model)
+    assert report.ok and not report.missing
+    got = convert.flax_state_dict(model)
+    for k in stacked:
+        np.testing.assert_array_equal(got[k], stacked[k], err_msg=k)
 
 
 def test_wrong_size_config_is_refused(state_dict):

@@ -26,21 +26,27 @@ def test_first_frame_prompts_in_decoder_and_smplx_head_match_reference():
     model, _ = load_cut3r(os.path.join(DATA, "cut3r_tiny_state_dict.npz"),
                           Cut3rConfig.from_config(get_config("tiny").model))
     img = jnp.asarray(ref["plain_in_imgs"][0, 0])
-    det = humans.detect_humans(dinov2.backbone_from_state_dict(head), head, img, res=112, num_heads=3,
-                               threshold=0.3, max_people=3)
-    feat, pos = model.encode(img.transpose(1, 2, 0)[None])
+
+    @nnx.jit  # one compiled program (op by op it compiled ~370 small ones)
+    def first_frame(model, backbone, head, img):
+        det = humans.detect_humans(backbone, head, img, res=112, num_heads=3, threshold=0.3,
+                                   max_people=3)
+        feat, pos = model.encode(img.transpose(1, 2, 0)[None])
+        fused, ppos = humans.prompts(head, det, feat[0], img.shape[-1] // 16)
+        state, mem = model.initial_state(1)
+        query = model.pose_query(feat, mem, jnp.array(True))
+        dec = model.decode(state, feat, pos, query, extra=fused[None], extra_pos=ppos[None],
+                           extra_valid=det.valid[None])
+        tokens = dec.img_layers[-1][0, -3:]
+        return feat, dec.img_layers, tokens, smpl_head.smplx_head(head, tokens, det.dino_feat)
+
+    feat, img_layers, tokens, out = first_frame(model, dinov2.backbone_from_state_dict(head),
+                                                head, img)
     _close(feat[0], ref["plain_enc_feat"][0, 0])
-    fused, ppos = humans.prompts(head, det, feat[0], img.shape[-1] // 16)
-    state, mem = model.initial_state(1)
-    query = model.pose_query(feat, mem, jnp.array(True))
-    dec = model.decode(state, feat, pos, query, extra=fused[None], extra_pos=ppos[None],
-                       extra_valid=det.valid[None])
     n = int(ref["plain_n_humans"][0])
     want_layers = ref["plain_f0_dec_img_layers"]
-    _close(dec.img_layers[:, 0, :want_layers.shape[2]], want_layers[:, 0])
-    tokens = dec.img_layers[-1][0, -3:]
+    _close(img_layers[:, 0, :want_layers.shape[2]], want_layers[:, 0])
     _close(np.asarray(tokens)[:n], ref["plain_f0_var_smpl_token"][0])
-    out = smpl_head.smplx_head(head, tokens, det.dino_feat)
     _close(np.asarray(out.rotmat)[:n], ref["plain_f0_smpl_rotmat"][0])
     _close(np.asarray(out.T_cam_head)[:n], ref["plain_f0_smpl_transl"][0])
     _close(np.asarray(out.betas)[:n], ref["plain_f0_smpl_shape"][0])

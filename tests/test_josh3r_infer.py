@@ -46,14 +46,18 @@ def clip_gt(body):
 
 
 class ScriptedForward:
-    """`forward(imgs, img_shapes, bbox)` returning given relative transforms, pair by pair."""
+    """`infer.Forward`'s protocol returning given relative transforms, pair by pair."""
 
     def __init__(self, rel_rot6d, rel_trans, hw):
         self.rel_rot6d, self.rel_trans, self.hw = rel_rot6d, rel_trans, hw
         self.next, self.boxes = 0, []
 
-    def __call__(self, imgs, img_shapes, bbox):
-        b = imgs.shape[0]
+    def encode_frames(self, frames, batch_size):
+        assert frames.shape[1:] == (*self.hw, 3)
+        return None
+
+    def pairs(self, cache, idx1, idx2, img_shapes, bbox):
+        b = len(idx1)
         idx = np.minimum(np.arange(self.next, self.next + b), len(self.rel_trans) - 1)
         self.next += b
         self.boxes.append(np.asarray(bbox))
@@ -61,8 +65,7 @@ class ScriptedForward:
         z = np.zeros((b, 3), np.float32)
         pts = np.tile(np.array([0.0, 0.0, 2.0], np.float32), (b, h * w, 1))
         return dict(rel_trans=self.rel_trans[idx], rel_rot=self.rel_rot6d[idx], trans1=z,
-                    trans2=z, X11=pts, X21=pts, scale1=np.ones((b, 1), np.float32),
-                    scale2=np.ones((b, 1), np.float32))
+                    X11=pts, scale1=np.ones((b, 1), np.float32))
 
 
 def true_relative(clip, gt, body, pairs):
@@ -176,8 +179,10 @@ def test_random_tiny_josh3r_runs_on_a_clip(body, clip_gt):
     clip, _ = clip_gt
     model = josh3r.JOSH3R(get_config("tiny").model, rngs=nnx.Rngs(0))
     cfg = infer.InferConfig(image_hw=(32, 48), batch_size=6)
-    forward = infer.make_forward(model)
+    forward = infer.make_forward(model, head_chunk=4)
     result = infer.infer_clip(model, clip, body, cfg, forward=forward)
+    # Each of the 7 frames went through the encoder once (interior frames are in two pairs).
+    assert forward.frames_encoded == 7
     F = int(clip.frame_index[-1] - clip.frame_index[0] + 1)
     assert result.T_world_cam.shape == (F, 4, 4) and result.K.shape == (F, 3, 3)
     assert np.all(np.isfinite(result.T_world_cam)) and np.all(np.isfinite(result.K))
@@ -222,3 +227,24 @@ def test_pseudo_labels_from_a_result_match_the_ground_truth_labels(body, clip_gt
                                rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(ds_r.labels["depth_mask"], ds_g.labels["depth_mask"])
     np.testing.assert_allclose(ds_r.bbox, ds_g.bbox, atol=1e-2)
+
+
+@pytest.mark.slow  # a micro model built, saved and restored (~20 s on 2 loaded cores)
+def test_load_model_from_a_training_workdir_reads_only_the_weights(tmp_path):
+    """The abstract model is filled from the newest step's params + batch stats alone."""
+    from experiments.configs import josh3r_train
+    from experiments.infer_josh3r import load_model
+    from trainers import convert, josh3r, train_state
+    from trainers.checkpoint import Checkpointer
+
+    cfg = josh3r_train.get_config("micro")
+    model = josh3r.JOSH3R(cfg.model, rngs=nnx.Rngs(3))
+    tx, _ = train_state.optimizer_from_config(cfg.training)
+    ckpt = Checkpointer(str(tmp_path / "checkpoints"), async_save=False)
+    ckpt.save(5, train_state.init_train_state(model, tx, 0), force=True)
+    ckpt.close()
+    loaded = load_model(cfg, str(tmp_path))
+    want, got = convert.flax_state_dict(model), convert.flax_state_dict(loaded)
+    assert sorted(got) == sorted(want)
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)

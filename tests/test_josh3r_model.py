@@ -241,3 +241,91 @@ def test_train_mode_uses_batch_stats_and_dropout(state_dict):
     eval_c = head(x)
     np.testing.assert_array_equal(eval_c, head(x))  # deterministic again
     assert not np.allclose(eval_c, eval_a), "eval must use the updated running statistics"
+
+
+def test_bf16_attention_uses_fused_path_and_matches_float32(monkeypatch):
+    from trainers.nn.vit import multi_head_attention
+
+    calls = []
+    fused = jax.nn.dot_product_attention
+    monkeypatch.setattr(jax.nn, "dot_product_attention",
+                        lambda *a, **k: calls.append(1) or fused(*a, **k))
+
+    rng = np.random.default_rng(2)
+    q, k, v = (jnp.asarray(rng.standard_normal((2, 5, 2, 8)), jnp.float32) for _ in range(3))
+    ref = multi_head_attention(q, k, v)
+    assert not calls, "float32 keeps the einsum (parity) path"
+    bf = [x.astype(jnp.bfloat16) for x in (q, k, v)]
+    out = multi_head_attention(*bf)
+    assert out.dtype == jnp.bfloat16
+    assert len(calls) == 1, "bf16 attention must go through jax.nn.dot_product_attention"
+    np.testing.assert_allclose(np.asarray(out, np.float32), ref, atol=3e-2)
+
+
+def test_upsample2x_is_a_two_tap_lerp_matching_align_corners():
+    from trainers.nn.dpt import upsample2x_bilinear
+
+    x = jnp.asarray(np.random.default_rng(3).standard_normal((1, 3, 4, 2)), jnp.float32)
+    y = np.asarray(upsample2x_bilinear(x))
+    assert y.shape == (1, 6, 8, 2)
+    # align_corners=True keeps the corners and interpolates linearly in between.
+    np.testing.assert_allclose(y[0, [0, -1]][:, [0, -1]], np.asarray(x)[0, [0, -1]][:, [0, -1]],
+                               rtol=1e-6)
+    src = np.arange(8) * (3 / 7)
+    lo = np.minimum(np.floor(src).astype(int), 3)
+    hi = np.minimum(lo + 1, 3)
+    row = np.asarray(x)[0, 0]
+    expect = (1 - (src - lo))[:, None] * row[lo] + (src - lo)[:, None] * row[hi]
+    np.testing.assert_allclose(y[0, 0], expect, rtol=1e-5, atol=1e-6)
+    jaxpr = str(jax.make_jaxpr(upsample2x_bilinear)(x))
+    assert "dot_general" not in jaxpr, "upsample must not multiply by interpolation matrices"
+
+
+def test_inference_path_from_cached_features_matches_pytorch(josh3r_run):
+    """`encode` per frame + `predict_from_features` (one DPT head, chunked) give the reference's
+    pose outputs and X11, and compute nothing else."""
+    model, state, ref, _, _ = josh3r_run
+    graphdef = nnx.graphdef(model)
+    imgs = jnp.asarray(ref["in_imgs"].transpose(0, 1, 3, 4, 2))
+    hw = tuple(imgs.shape[2:4])
+
+    @jax.jit
+    def infer(state, imgs, img_shapes, bbox):
+        m = nnx.merge(graphdef, state)
+        feat1, pos1 = m.encode(imgs[:, 0])
+        feat2, pos2 = m.encode(imgs[:, 1])
+        return m.predict_from_features(feat1, pos1, feat2, pos2, img_shapes, bbox, hw,
+                                       head_chunk=1)
+
+    out = infer(state, imgs, ref["in_img_shapes"], ref["in_bbox"])
+    assert sorted(out) == ["X11", "rel_rot", "rel_trans", "scale1", "trans1"]
+    for key in out:
+        assert_close(f"infer {key}", out[key], ref[f"out_{key}"])
+
+
+@pytest.mark.slow  # two small grad compiles: ~15 s on 2 loaded cores
+def test_scanned_blocks_with_remat_give_the_same_gradients(remat="full"):
+    """Stacked + scanned encoder: one leaf per weight whatever the depth; remat recomputes the
+    block in the backward pass without changing the gradients."""
+    from trainers.nn.vit import ViTEncoder
+
+    def build(depth, remat):
+        return ViTEncoder(16, depth, 2, patch_size=4, remat=remat, rngs=nnx.Rngs(0))
+
+    assert len(jax.tree.leaves(nnx.state(build(2, "none")))) == \
+        len(jax.tree.leaves(nnx.state(build(5, "none"))))
+    img = jnp.asarray(np.random.default_rng(4).uniform(-1, 1, (2, 8, 12, 3)), jnp.float32)
+
+    def grads(model):
+        graphdef, params = nnx.split(model)
+        loss = lambda p: jnp.sum(nnx.merge(graphdef, p)(img)[0] ** 2)
+        return jax.jit(jax.grad(loss))(params), jax.make_jaxpr(jax.grad(loss))(params)
+
+    g_plain, jaxpr_plain = grads(build(2, "none"))
+    g_remat, jaxpr_remat = grads(build(2, remat))
+    assert "checkpoint" in str(jaxpr_remat) or "remat" in str(jaxpr_remat)
+    assert "checkpoint" not in str(jaxpr_plain) and "remat" not in str(jaxpr_plain)
+    for a, b in zip(jax.tree.leaves(g_plain), jax.tree.leaves(g_remat), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="model.remat"):
+        build(1, "everything")

@@ -29,12 +29,13 @@ LIBRARY = ("josh_jax", "body_models", "losses", "trainers")
 JOSH_JAX_STAGES = (
     ("foundations", ("josh_jax", "josh_jax.errors", "josh_jax.interpolation", "josh_jax.geometry",
                      "josh_jax.convex", "josh_jax.io.atomic")),
-    ("clip", ("josh_jax.clip", "josh_jax.preflight")),
+    ("clip", ("josh_jax.clip", "josh_jax.preflight", "josh_jax.video.chunks")),
     ("prepare", ("josh_jax.prepare",)),
     ("optimize", ("josh_jax.optimize",)),
-    ("result", ("josh_jax.result", "josh_jax.world", "josh_jax.result_checks")),
+    ("result", ("josh_jax.result", "josh_jax.world", "josh_jax.result_checks",
+                "josh_jax.video.stitch")),
     ("outputs", ("josh_jax.io", "josh_jax.evaluate", "josh_jax.metrics")),
-    ("pipeline", ("josh_jax.pipeline",)),
+    ("pipeline", ("josh_jax.pipeline", "josh_jax.video.long_video")),
 )
 SYNTHETIC = "josh_jax.synthetic"
 SYNTHETIC_MAY_IMPORT = ("foundations", "clip")

@@ -23,10 +23,14 @@ def arrays():
     return mq.mannequin_arrays()
 
 
+# The model is a jit argument (a pytree): one compiled program serves every call of the module.
+_LBS = jax.jit(lambda m, b, a: bm.lbs(m, b, a[0], a[1:], rep="axis_angle"))
+
+
 def _pose(model, betas=None, aa=None):
     betas = jnp.zeros(10) if betas is None else jnp.asarray(betas, jnp.float32)
     aa = jnp.zeros((24, 3)) if aa is None else jnp.asarray(aa, jnp.float32)
-    return jax.jit(lambda b, a: bm.lbs(model, b, a[0], a[1:], rep="axis_angle"))(betas, aa)
+    return _LBS(model, betas, aa)
 
 
 def _digest(arrays):
@@ -106,7 +110,6 @@ def test_feet_flat_on_the_ground(model, arrays):
     assert v[feet[0], 0] > 0 > v[feet[2], 0]
 
 
-@pytest.mark.slow  # one of the slowest of the inner loop (>10 s on 2 cores)
 def test_betas_keep_soles_on_ground_and_beta0_height_beta1_girth(model):
     soles = indices.sole_vertices("mannequin")
     rng = np.random.default_rng(0)

@@ -91,6 +91,13 @@ class QualityTest(absltest.TestCase):
         self.assertEqual(len(problems), 1)
         self.assertIn("stage 2", problems[0])
         self.assertEqual(quality.result_quality_problems({}, self.config.quality), [])
+        # A stage that stopped early (convergence) is judged on the rows it computed: stage 2
+        # stopped after 10 steps of its falling curve, its tail rows repeating the last one.
+        curve2 = np.array(solver.curve_stage2)
+        curve2[11:] = curve2[10]
+        solver.curve_stage2, solver.iters_run = curve2, np.array([50, 10])
+        diag = quality.result_diagnostics(clip, solver, self.config)
+        self.assertGreater(float(diag["quality_stage_rel_change"][1]), 0.01)  # 0 on all rows
 
 
 if __name__ == "__main__":

@@ -7,7 +7,11 @@ Usage:
 
 Names: the Flax modules mirror the PyTorch tree; `torch_name_to_flax` applies a short list of
 renames (e.g. `mast3r.dec_blocks.3.` -> `mast3r.decoder.blocks1.3.`, DPT `scratch.refinenet4` ->
-`dpt.refinenet.3`, MLPHead `head_layers.0.0` -> `input_linear`). Layouts: Linear weight (out, in)
+`dpt.refinenet.3`, MLPHead `head_layers.0.0` -> `input_linear`). The encoder and decoder blocks
+are stacked (`trainers/nn/stack.py`: one variable per weight with a leading layer axis), so the
+layer number of `encoder.blocks.3.attn.qkv.weight` selects row 3 of
+`encoder.blocks.attn.qkv.kernel`; a stacked variable missing some layers is reported as
+`path[layer]`. Layouts: Linear weight (out, in)
 -> kernel (in, out); Conv2d (out, in, kh, kw) -> HWIO; ConvTranspose2d (in, out, k, k) ->
 (in, k, k, out); LayerNorm/BatchNorm weight -> scale; BatchNorm running_mean/var -> mean/var.
 
@@ -26,6 +30,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
@@ -33,6 +38,7 @@ from flax import nnx
 from trainers.josh3r import JOSH3R
 from trainers.mast3r import MASt3R
 from trainers.nn.dpt import PatchConvTranspose
+from trainers.nn.layers import shapes_only
 
 
 class ConversionError(ValueError):
@@ -130,17 +136,38 @@ def is_skipped(name: str) -> bool:
 
 
 def _resolve(root: nnx.Module, dotted: str):
-    """Walks `root` along a dotted module path; returns (module, leaf) or None."""
+    """Walks `root` along a dotted module path; returns (module, leaf, layer) or None.
+
+    A number after a stacked module (`stack_modules`: not indexable) is its layer index
+    (`layer`, else None): `encoder.blocks.3.attn.qkv` is layer 3 of the stacked `blocks`.
+    """
     *mods, leaf = dotted.split(".")
     node: Any = root
+    layer = None
     for part in mods:
+        if part.isdigit() and isinstance(node, nnx.Module) and not isinstance(node, nnx.List):
+            if layer is not None:
+                return None
+            layer = int(part)
+            continue
         try:
             node = node[int(part)] if part.isdigit() else getattr(node, part)
         except (AttributeError, IndexError, KeyError, TypeError):
             return None
     if not isinstance(node, nnx.Module):
         return None
-    return node, leaf
+    return node, leaf, layer
+
+
+def stacked_path(dotted: str, layer: int | None) -> str:
+    """The dotted Flax path without the layer index of a stacked module."""
+    if layer is None:
+        return dotted
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        if part == str(layer):
+            return ".".join(parts[:i] + parts[i + 1:])
+    return dotted
 
 
 def _leaf_rule(module: nnx.Module, leaf: str):
@@ -179,6 +206,7 @@ def convert_into(model: nnx.Module, state_dict: Mapping[str, Any], *,
     is_mast3r = isinstance(model, MASt3R)
     targets = _variables(model)
     filled: set[str] = set()
+    layers: dict[str, dict[int, np.ndarray]] = {}  # stacked variable -> layer -> value
     report = ConversionReport()
     for name in state_dict.keys():
         full = name
@@ -194,42 +222,81 @@ def convert_into(model: nnx.Module, state_dict: Mapping[str, Any], *,
                 continue
             path = path[len("mast3r."):]
         resolved = _resolve(model, path)
-        rule = resolved and _leaf_rule(*resolved)
+        rule = resolved and _leaf_rule(*resolved[:2])
         if not rule:
             report.unmatched.append(name)
             continue
+        layer = resolved[2]
         kind, (attr, transform) = rule
-        target_path = path.rsplit(".", 1)[0] + "." + attr
+        target_path = stacked_path(path.rsplit(".", 1)[0], layer) + "." + attr
         var = targets.get(target_path)
         if var is None:
             report.unmatched.append(name)
             continue
+        expected = tuple(var.shape) if hasattr(var, "shape") else tuple(var.get_value().shape)
+        if layer is not None:
+            if not expected or not 0 <= layer < expected[0]:
+                report.unmatched.append(name)
+                continue
+            expected = expected[1:]
         value = state_dict[name]
         src_shape = tuple(value) if shapes_only else tuple(np.shape(value))
-        expected = tuple(var.shape) if hasattr(var, "shape") else tuple(var.get_value().shape)
         got = _transposed_shape(kind, name.rsplit(".", 1)[-1], src_shape)
         if got != expected:
             report.mismatched.append(
-                f"{name}: expected {_torch_shape(kind, name, expected)} (Flax {target_path} "
-                f"{expected}), found {src_shape}")
+                f"{name}: expected {_torch_shape(kind, name, expected)} (Flax {target_path}"
+                f"{'' if layer is None else f'[{layer}]'} {expected}), found {src_shape}")
             continue
+        key = target_path if layer is None else f"{target_path}[{layer}]"
+        if layer is not None and shapes_only:
+            layers.setdefault(target_path, {})[layer] = None
         if not shapes_only:
             arr = transform(_to_numpy(value, name, source))
             dtype = var.get_value().dtype
-            if target_path in filled:  # an alias (DPT scratch.layer_rn.i == layer{i+1}_rn)
-                if not np.array_equal(np.asarray(var.get_value()), arr.astype(dtype)):
+            if key in filled:  # an alias (DPT scratch.layer_rn.i == layer{i+1}_rn)
+                held = (np.asarray(var.get_value()) if layer is None
+                        else layers[target_path][layer])
+                if not np.array_equal(held, arr.astype(dtype)):
                     report.mismatched.append(f"{name}: aliases {target_path} but holds different "
                                              f"values than the entry loaded first")
                     continue
-            else:
+            elif layer is None:
                 var.set_value(jnp.asarray(arr, dtype=dtype))
-        filled.add(target_path)
+            else:
+                layers.setdefault(target_path, {})[layer] = arr.astype(dtype)
+        filled.add(key)
         report.loaded.append(name)
-    report.missing = sorted(set(targets) - filled)
+    missing = _write_layers(targets, layers, filled, shapes_only)
+    report.missing = sorted((set(targets) - filled - {p for p, _ in missing})
+                            | {f"{p}[{i}]" for p, i in missing})
     if strict and not report.ok:
         raise ConversionError(f"{source}: the state dict does not fit the "
                               f"{type(model).__name__} model\n{report.summary()}")
     return report
+
+
+def _write_layers(targets: Mapping[str, nnx.Variable], layers: Mapping[str, dict[int, Any]],
+                  filled: set[str], shapes_only: bool) -> list[tuple[str, int]]:
+    """Writes the collected layers of stacked variables (one stack per variable); layers the
+    checkpoint lacks keep their current values. Returns the (path, layer) pairs not filled."""
+    missing = []
+    for path, got in layers.items():
+        var = targets[path]
+        n = tuple(var.get_value().shape)[0]
+        filled.add(path)
+        missing.extend((path, i) for i in range(n) if i not in got)
+        if shapes_only:
+            continue
+        if len(got) == n:
+            stacked = np.stack([got[i] for i in range(n)])
+        else:  # layers the checkpoint lacks keep their values (zeros in an abstract model)
+            current = var.get_value()
+            stacked = (np.zeros(current.shape, current.dtype) if _is_abstract(current)
+                       else np.array(current))
+            for i, value in got.items():
+                stacked[i] = value
+        var.set_value(jnp.asarray(stacked))
+    return missing
 
 
 def _torch_shape(kind: type, name: str, flax_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -264,31 +331,108 @@ def is_flax_state(state: Mapping[str, Any]) -> bool:
     return any(k.startswith(("mast3r.encoder.", "encoder.patch_embed.")) for k in state)
 
 
+def _legacy_layer(name: str, targets: Mapping[str, nnx.Variable]) -> tuple[str, int] | None:
+    """(stacked path, layer) of a per-layer Flax name (`encoder.blocks.3.attn...`, written
+    before the blocks were stacked), or None."""
+    parts = name.split(".")
+    for i, part in enumerate(parts):
+        if part.isdigit():
+            path = ".".join(parts[:i] + parts[i + 1:])
+            if path in targets:
+                return path, int(part)
+    return None
+
+
 def load_flax_state(model: nnx.Module, state: Mapping[str, Any], *,
                     source: str = "checkpoint") -> ConversionReport:
-    """Fills `model` from a dotted-Flax-path state (as written by `flax_state_dict`)."""
+    """Fills `model` from a dotted-Flax-path state (as written by `flax_state_dict`).
+
+    Files written before the blocks were stacked (one name per layer, e.g.
+    `mast3r.encoder.blocks.3.attn.qkv.kernel`) load into the stacked variables too.
+    """
     targets = _variables(model)
     report = ConversionReport()
+    layers: dict[str, dict[int, np.ndarray]] = {}
+    filled: set[str] = set()
     for name in state.keys():
-        var = targets.get(name)
+        var, path, layer = targets.get(name), name, None
         if var is None:
-            report.unmatched.append(name)
-            continue
+            legacy = _legacy_layer(name, targets)
+            if legacy is None:
+                report.unmatched.append(name)
+                continue
+            path, layer = legacy
+            var = targets[path]
         value = np.asarray(state[name])
         expected = tuple(var.get_value().shape)
+        if layer is not None:
+            if not 0 <= layer < expected[0]:
+                report.unmatched.append(name)
+                continue
+            expected = expected[1:]
         if tuple(value.shape) != expected:
             report.mismatched.append(f"{name}: expected {expected}, found {tuple(value.shape)}")
             continue
-        var.set_value(jnp.asarray(value, var.get_value().dtype))
+        dtype = var.get_value().dtype
+        if layer is None:
+            var.set_value(jnp.asarray(value, dtype))
+            filled.add(path)
+        else:
+            layers.setdefault(path, {})[layer] = value.astype(dtype)
+            filled.add(f"{path}[{layer}]")
         report.loaded.append(name)
-    report.missing = sorted(set(targets) - set(report.loaded))
+    missing = _write_layers(targets, layers, filled, shapes_only=False)
+    report.missing = sorted((set(targets) - filled - {p for p, _ in missing})
+                            | {f"{p}[{i}]" for p, i in missing})
     return report
 
 
+def _is_abstract(value: Any) -> bool:
+    return isinstance(value, jax.ShapeDtypeStruct)
+
+
+def abstract_model(cls, config, seed: int = 0) -> nnx.Module:
+    """`cls(config)` with `jax.ShapeDtypeStruct` weights: the structure only, no values drawn.
+
+    Built eagerly under `trainers.nn.layers.shapes_only` (random initialisers return shapes;
+    small constant-initialised variables such as biases and norms stay concrete), which is far
+    faster than tracing the constructor with `nnx.eval_shape`.
+    """
+    with shapes_only():
+        return cls(config, rngs=nnx.Rngs(seed))
+
+
+def concretise(model: nnx.Module, cls, config, seed: int) -> nnx.Module:
+    """A loaded abstract model made concrete.
+
+    Parameters and statistics the checkpoint filled are kept; RNG stream state (dropout keys
+    and counters) gets fresh values from `seed`. Only when some parameter or statistic was not
+    in the checkpoint (non-strict loading) is the model built eagerly (random initial values)
+    and the loaded values copied into it.
+    """
+    flat = [(path, var) for path, var in nnx.to_flat_state(nnx.state(model))
+            if _is_abstract(var.get_value())]
+    if any(isinstance(var, (nnx.Param, nnx.BatchStat)) for _, var in flat):
+        eager = cls(config, rngs=nnx.Rngs(seed))
+        targets = _variables(eager)
+        for name, var in _variables(model).items():
+            if not _is_abstract(var.get_value()):
+                targets[name].set_value(var.get_value())
+        return eager
+    key = jax.random.key(seed)
+    for i, (_, var) in enumerate(flat):
+        sds = var.get_value()
+        if jax.dtypes.issubdtype(sds.dtype, jax.dtypes.prng_key):
+            var.set_value(jax.random.fold_in(key, i))
+        else:
+            var.set_value(jnp.zeros(sds.shape, sds.dtype))
+    return model
+
+
 def _build_and_load(cls, state_dict, config, source, strict, seed):
-    # Eager construction is cheap with host-side init (trainers/nn/layers.py); variables the
-    # checkpoint lacks keep their initial values when strict=False.
-    model = cls(config, rngs=nnx.Rngs(seed))
+    # Abstract build (no random draws), filled from the checkpoint; variables the checkpoint
+    # lacks keep their initial values when strict=False (`concretise`).
+    model = abstract_model(cls, config, seed)
     if is_flax_state(state_dict):
         report = load_flax_state(model, state_dict, source=source)
     else:
@@ -296,6 +440,7 @@ def _build_and_load(cls, state_dict, config, source, strict, seed):
     if strict and not report.ok:
         raise ConversionError(f"{source}: the state dict does not fit the {cls.__name__} "
                               f"model\n{report.summary()}")
+    model = concretise(model, cls, config, seed)
     model.eval()
     return model, report
 

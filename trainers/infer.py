@@ -39,7 +39,6 @@ import body_models
 from josh_jax import geometry as geo
 from josh_jax import result as result_lib
 from trainers import data as data_lib
-from trainers import pair_loss as losses_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +50,9 @@ class InferConfig:
       center_crop_scale: side of the centre crop fed to the model (reference: 0.5).
       min_gap: video frames between the two frames of a pair (reference: 3).
       reference_compat: reproduce the reference's whole-image ROI and J0-free chaining.
-      batch_size: pairs per forward call (the last batch is padded; one compiled program).
+      batch_size: pairs per forward call and frames per encoder call (the last batch is
+        padded; one compiled program each).
+      head_chunk: pairs per DPT-head chunk inside a call (0: the whole batch at once).
       track: which human track of the clip.
     """
 
@@ -60,6 +61,7 @@ class InferConfig:
     min_gap: int = 3
     reference_compat: bool = False
     batch_size: int = 8
+    head_chunk: int = 4
     track: int = 0
 
 
@@ -109,50 +111,97 @@ def model_inputs(image: np.ndarray, box: np.ndarray, image_hw: tuple[int, int],
 
 
 class Forward:
-    """Jitted eval-mode forward `(imgs, img_shapes, bbox) -> predictions dict` of a model.
+    """Jitted eval-mode inference programs of a model, with a per-frame encoder cache.
 
-    `with_model(other)` swaps in another model of the same structure (e.g. a restored
-    checkpoint) and reuses the compiled program.
+    * `encode_frames(frames, batch_size)`: every frame through the encoder once, `batch_size`
+      frames per call (the last call padded): the cache (feat [T, n, E], pos [T, n, 2]).
+    * `pairs(cache, idx1, idx2, img_shapes, bbox)`: B pairs of cached frames through the
+      decoder, head 1's DPT and the human branch: what chaining reads (`rel_trans`, `rel_rot`,
+      `trans1`, `scale1`, `X11`), nothing else (`JOSH3R.predict_from_features`).
+
+    `frames_encoded` counts the frames that went through the encoder. `with_model(other)` swaps
+    in another model of the same structure (e.g. a restored checkpoint) and reuses the compiled
+    programs.
     """
 
-    def __init__(self, model: nnx.Module, _fn=None):
+    def __init__(self, model: nnx.Module, *, head_chunk: int = 0, _fns=None):
         model.eval()
         graphdef, self.state = nnx.split(model)
+        self.head_chunk = head_chunk
+        self.frames_encoded = 0
 
-        def apply(state, imgs, img_shapes, bbox):
-            out = nnx.merge(graphdef, state, copy=True)(imgs, img_shapes, bbox)
-            return losses_lib.predictions_as_dict(out)
+        def encode(state, imgs):
+            return nnx.merge(graphdef, state, copy=True).encode(imgs)
 
-        self._fn = _fn or jax.jit(apply)
+        def pairs(state, feat1, pos1, feat2, pos2, img_shapes, bbox, image_hw):
+            m = nnx.merge(graphdef, state, copy=True)
+            return m.predict_from_features(feat1, pos1, feat2, pos2, img_shapes, bbox, image_hw,
+                                           head_chunk=head_chunk)
+
+        def gather(feat, pos, idx1, idx2):
+            return feat[idx1], pos[idx1], feat[idx2], pos[idx2]
+
+        self._fns = _fns or (jax.jit(encode), jax.jit(pairs, static_argnames="image_hw"),
+                             jax.jit(gather))
 
     def with_model(self, model: nnx.Module) -> Forward:
-        return Forward(model, _fn=self._fn)
+        return Forward(model, head_chunk=self.head_chunk, _fns=self._fns)
 
-    def __call__(self, imgs, img_shapes, bbox):
-        return self._fn(self.state, imgs, img_shapes, bbox)
+    def encode_frames(self, frames: np.ndarray, batch_size: int):
+        """frames: float32[T, h, w, 3] in [-1, 1] -> cache (feat [T, n, E], pos [T, n, 2])."""
+        encode = self._fns[0]
+        feats, poss = [], []
+        for start in range(0, len(frames), batch_size):
+            chunk = frames[start:start + batch_size]
+            pad = batch_size - len(chunk)
+            if pad:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)])
+            feat, pos = encode(self.state, chunk)
+            feats.append(feat[:batch_size - pad])
+            poss.append(pos[:batch_size - pad])
+        self.frames_encoded += len(frames)
+        return jnp.concatenate(feats), jnp.concatenate(poss), tuple(frames.shape[1:3])
+
+    def pairs(self, cache, idx1: np.ndarray, idx2: np.ndarray, img_shapes: np.ndarray,
+              bbox: np.ndarray) -> dict[str, jax.Array]:
+        """B pairs (rows idx1[b], idx2[b] of the cache) -> the chaining predictions."""
+        feat, pos, image_hw = cache
+        f1, p1, f2, p2 = self._fns[2](feat, pos, np.asarray(idx1, np.int32),
+                                      np.asarray(idx2, np.int32))
+        return self._fns[1](self.state, f1, p1, f2, p2, img_shapes, bbox, image_hw=image_hw)
 
 
-def make_forward(model: nnx.Module) -> Forward:
-    """The jitted eval-mode forward of `model` (see `Forward`)."""
-    return Forward(model)
+def make_forward(model: nnx.Module, *, head_chunk: int = 0) -> Forward:
+    """The jitted eval-mode inference programs of `model` (see `Forward`)."""
+    return Forward(model, head_chunk=head_chunk)
 
 
 def predict_pairs(forward, images: np.ndarray, boxes: np.ndarray, pairs: np.ndarray,
                   cfg: InferConfig) -> dict[str, np.ndarray]:
-    """Run the model on every pair (rows of `images`); numpy predictions with leading axis E."""
+    """Run the model on every pair (rows of `images`); numpy predictions with leading axis E.
+
+    Each frame used by a pair goes through the encoder once (`forward.encode_frames`); the
+    pairs then read the cached features (`forward.pairs`), `cfg.batch_size` at a time.
+    """
     h, w = cfg.image_hw
-    prepared = [model_inputs(images[f], boxes[f], cfg.image_hw, cfg.center_crop_scale)
-                for f in range(images.shape[0])]
+    used = np.unique(pairs)
+    slot = {int(f): k for k, f in enumerate(used)}
+    prepared = {int(f): model_inputs(images[f], boxes[f], cfg.image_hw, cfg.center_crop_scale)
+                for f in used}
+    frames = np.stack([prepared[int(f)][0] for f in used]).astype(np.float32)
+    cache = forward.encode_frames(frames, cfg.batch_size)
     outs = []
     bs = cfg.batch_size
     for start in range(0, len(pairs), bs):
         chunk = pairs[start:start + bs]
         pad = bs - len(chunk)
         idx = np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)]) if pad else chunk
-        imgs = np.stack([[prepared[i][0], prepared[j][0]] for i, j in idx]).astype(np.float32)
-        bbox = np.stack([[prepared[i][1], prepared[j][1]] for i, j in idx]).astype(np.float32)
+        bbox = np.stack([[prepared[int(i)][1], prepared[int(j)][1]] for i, j in idx])
         shapes = np.tile(np.array([h, w], np.int32), (len(idx), 2, 1))
-        pred = jax.device_get(forward(imgs, shapes, bbox))
+        pred = jax.device_get(forward.pairs(
+            cache, np.array([slot[int(i)] for i in idx[:, 0]]),
+            np.array([slot[int(j)] for j in idx[:, 1]]),
+            shapes, bbox.astype(np.float32)))
         outs.append({k: np.asarray(v)[:len(chunk)] for k, v in pred.items()})
     return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
 
@@ -170,7 +219,7 @@ def infer_clip(model: nnx.Module, clip: Any, body: body_models.BodyModel,
 
     Returns:
       The Result; `diagnostics` holds the pairs (`pairs`, clip rows) and the raw predictions
-      (`pred_rel_trans`, `pred_rel_rot`, `pred_scale1`, `pred_trans1`, `pred_trans2`).
+      (`pred_rel_trans`, `pred_rel_rot`, `pred_scale1`, `pred_trans1`).
     """
     if clip.images is None:
         raise ValueError("infer_clip: clip key 'images': expected uint8[T,H,W,3], found None")
@@ -198,7 +247,7 @@ def infer_clip(model: nnx.Module, clip: Any, body: body_models.BodyModel,
                                      t_cam.astype(np.float32))
 
     pairs = data_lib.sample_pairs(frame_index, min_gap=cfg.min_gap)
-    forward = forward or make_forward(model)
+    forward = forward or make_forward(model, head_chunk=cfg.head_chunk)
     pred = predict_pairs(forward, images, boxes, pairs, cfg)
     R_rel = np.asarray(geo.rot6d_to_matrix(jnp.asarray(pred["rel_rot"])), np.float64)
     t_rel = pred["rel_trans"].astype(np.float64)
@@ -232,7 +281,7 @@ def infer_clip(model: nnx.Module, clip: Any, body: body_models.BodyModel,
         H, W, cfg.center_crop_scale, 0.5, 0.5), cfg.image_hw) for k in range(len(rows))])
     diagnostics = {"pairs": rows[pairs].astype(np.int32), "pred_rel_trans": pred["rel_trans"],
                    "pred_rel_rot": pred["rel_rot"], "pred_scale1": pred["scale1"],
-                   "pred_trans1": pred["trans1"], "pred_trans2": pred["trans2"],
+                   "pred_trans1": pred["trans1"],
                    "bbox": boxes}
     return result_lib.assemble_result(
         keyframe_index=frame_index,

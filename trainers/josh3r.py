@@ -51,6 +51,9 @@ class JOSH3ROutput:
     view2: HeadOutput
 
 
+PRED_KEYS = ("rel_trans", "rel_rot", "trans1", "trans2", "scale1", "scale2")
+
+
 def _torch_linspace(start: jnp.ndarray, end: jnp.ndarray, steps: int) -> jnp.ndarray:
     """torch.linspace arithmetic (symmetric from both ends): start, end [...] -> [..., steps]."""
     i = jnp.arange(steps, dtype=jnp.float32)
@@ -197,6 +200,97 @@ class JOSH3R(nnx.Module):
         self.decoder_block_2 = block()
         self.dec_norm = nnx.LayerNorm(d, epsilon=c.josh_ln_eps, rngs=rngs)
 
+    def human_branch(self, dec1: jnp.ndarray, dec2: jnp.ndarray, pos1: jnp.ndarray,
+                     pos2: jnp.ndarray, hw: jnp.ndarray, bbox: jnp.ndarray,
+                     grid: tuple[int, int]) -> dict[str, jnp.ndarray]:
+        """ROI features, human token, two extra decoder blocks and MLP heads.
+
+        Args:
+          dec1, dec2: float[B, n, D] last MASt3R decoder tokens of each view.
+          pos1, pos2: int[B, n, 2] token positions.
+          hw: float[B, 2] (H, W) used to normalise the boxes.
+          bbox: float[B, 2, 4] person box per view (xyxy, input pixels).
+          grid: static (hp, wp) token grid.
+
+        Returns:
+          dict of the branch's tensors (see `__call__`'s intermediates), with `rel_trans`
+          [B, 3], `rel_rot` [B, 6], `trans1`/`trans2` [B, 3], `scale1`/`scale2` [B, 1].
+        """
+        b = dec1.shape[0]
+        hp, wp = grid
+        roi = jax.vmap(lambda f, bx, s: sample_roi(f, bx, s, self.roi_size))
+        roi1 = roi(dec1.reshape(b, hp, wp, -1), bbox[:, 0], hw)
+        roi2 = roi(dec2.reshape(b, hp, wp, -1), bbox[:, 1], hw)
+        human_feat1 = self.human_feat_extractor_1(roi1)
+        human_feat2 = self.human_feat_extractor_2(roi2)
+
+        human_pos = jnp.full((b, 1, 2), -1, pos1.dtype)
+        tokens1 = jnp.concatenate([dec1, human_feat1[:, None]], axis=1)
+        tokens2 = jnp.concatenate([dec2, human_feat2[:, None]], axis=1)
+        pos1_ext = jnp.concatenate([pos1, human_pos], axis=1)
+        pos2_ext = jnp.concatenate([pos2, human_pos], axis=1)
+        # Parallel update: both blocks read the other view's pre-block tokens.
+        block1 = self.decoder_block_1(tokens1, tokens2, pos1_ext, pos2_ext)
+        block2 = self.decoder_block_2(tokens2, tokens1, pos2_ext, pos1_ext)
+        dec1_new = self.dec_norm(block1).astype(jnp.float32)
+        dec2_new = self.dec_norm(block2).astype(jnp.float32)
+        human1, human2 = dec1_new[:, -1], dec2_new[:, -1]
+        scene1 = jnp.max(dec1_new[:, :-1], axis=1)
+        scene2 = jnp.max(dec2_new[:, :-1], axis=1)
+        scale1_log = self.scene_head_1(scene1)
+        scale2_log = self.scene_head_2(scene2)
+        all_tokens = jnp.concatenate([human1, human2, scene1, scene2], axis=-1)
+        return dict(
+            rel_trans=self.rel_trans_head(all_tokens), rel_rot=self.rel_rot_head(all_tokens),
+            trans1=self.human_head_1(human1), trans2=self.human_head_2(human2),
+            scale1=jnp.exp(scale1_log), scale2=jnp.exp(scale2_log),
+            roi_feat1=roi1, roi_feat2=roi2, human_feat1=human_feat1, human_feat2=human_feat2,
+            tokens1_ext=tokens1, tokens2_ext=tokens2, pos1_ext=pos1_ext, pos2_ext=pos2_ext,
+            block1_out=block1, block2_out=block2, dec1_new=dec1_new, dec2_new=dec2_new,
+            human_token1=human1, human_token2=human2, scene_token1=scene1, scene_token2=scene2,
+            scale1_log=scale1_log, scale2_log=scale2_log, all_tokens=all_tokens)
+
+    def encode(self, imgs: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """Encoder of single frames (inference caches it per frame).
+
+        imgs: float[N, H, W, 3] in [-1, 1] -> (feat float32[N, n, E], pos int32[N, n, 2]).
+        """
+        return self.mast3r.encoder(imgs)
+
+    def predict_from_features(self, feat1: jnp.ndarray, pos1: jnp.ndarray, feat2: jnp.ndarray,
+                              pos2: jnp.ndarray, img_shapes: Any, bbox: jnp.ndarray,
+                              image_hw: tuple[int, int], *, with_scene: bool = True,
+                              head_chunk: int = 0) -> dict[str, jnp.ndarray]:
+        """What inference chaining reads, from cached encoder features of B pairs.
+
+        Only view 1's pointmap (`X11` [B, H*W, 3], DPT of head 1, no descriptors) and the pose
+        outputs (`rel_trans` [B, 3], `rel_rot` [B, 6], `trans1` [B, 3], `scale1` [B, 1]) are
+        computed: no second DPT head, no X21/trans2/scale2. `with_scene=False` also drops X11.
+        `head_chunk` > 0 runs the DPT head `head_chunk` pairs at a time (`lax.map`), so its
+        full-resolution temporaries do not grow with B.
+
+        Args:
+          feat1, feat2: float[B, n, E] encoder outputs (`encode`) of the pairs' two frames.
+          pos1, pos2: int[B, n, 2] their positions.
+          img_shapes: [B, 2, 2] (H, W) per view or None; bbox: float[B, 2, 4].
+          image_hw: static (H, W) of the model input.
+        """
+        b = feat1.shape[0]
+        h, w = image_hw
+        p = self.mast3r.patch_size
+        if img_shapes is None:
+            img_shapes = jnp.broadcast_to(jnp.asarray([h, w], jnp.float32), (b, 2, 2))
+        hw = jnp.asarray(img_shapes)[:, 1].astype(jnp.float32)  # reference: view 2's shape
+        hooks = tuple(self.mast3r.head1.dpt.hooks) if with_scene else ()
+        tokens1, tokens2 = self.mast3r.decoder(feat1, pos1, feat2, pos2, keep1=hooks, keep2=())
+        br = self.human_branch(tokens1[-1], tokens2[-1], pos1, pos2, hw, bbox, (h // p, w // p))
+        out = {k: br[k] for k in ("rel_trans", "rel_rot", "trans1", "scale1")}
+        if with_scene:
+            head = self.mast3r.head1
+            hooked = {k: tokens1[k] for k in hooks}
+            out["X11"] = head.pts3d_chunked(hooked, image_hw, head_chunk).reshape(b, h * w, 3)
+        return out
+
     def __call__(self, imgs: jnp.ndarray, img_shapes: Any, bbox: jnp.ndarray, *,
                  return_intermediates: bool = False):
         """Forward of B image pairs; see the module docstring for shapes."""
@@ -204,54 +298,21 @@ class JOSH3R(nnx.Module):
             raise ValueError(f"imgs must be float[B, 2, H, W, 3] (NHWC), got {imgs.shape}")
         b, _, h, w, _ = imgs.shape
         p = self.mast3r.patch_size
-        hp, wp = h // p, w // p
         if img_shapes is None:
             img_shapes = jnp.broadcast_to(jnp.asarray([h, w], jnp.float32), (b, 2, 2))
         hw = jnp.asarray(img_shapes)[:, 1].astype(jnp.float32)  # reference: view 2's shape
         m = self.mast3r(imgs[:, 0], imgs[:, 1], return_intermediates=return_intermediates)
         m, m_inter = m if return_intermediates else (m, {})
-        x11 = m.view1.pts3d.reshape(b, h * w, 3)
-        x21 = m.view2.pts3d.reshape(b, h * w, 3)
-
-        roi = jax.vmap(lambda f, bx, s: sample_roi(f, bx, s, self.roi_size))
-        roi1 = roi(m.dec1.reshape(b, hp, wp, -1), bbox[:, 0], hw)
-        roi2 = roi(m.dec2.reshape(b, hp, wp, -1), bbox[:, 1], hw)
-        human_feat1 = self.human_feat_extractor_1(roi1)
-        human_feat2 = self.human_feat_extractor_2(roi2)
-
-        human_pos = jnp.full((b, 1, 2), -1, m.pos1.dtype)
-        tokens1 = jnp.concatenate([m.dec1, human_feat1[:, None]], axis=1)
-        tokens2 = jnp.concatenate([m.dec2, human_feat2[:, None]], axis=1)
-        pos1 = jnp.concatenate([m.pos1, human_pos], axis=1)
-        pos2 = jnp.concatenate([m.pos2, human_pos], axis=1)
-        # Parallel update: both blocks read the other view's pre-block tokens.
-        block1 = self.decoder_block_1(tokens1, tokens2, pos1, pos2)
-        block2 = self.decoder_block_2(tokens2, tokens1, pos2, pos1)
-        dec1_new = self.dec_norm(block1).astype(jnp.float32)
-        dec2_new = self.dec_norm(block2).astype(jnp.float32)
-        human1, human2 = dec1_new[:, -1], dec2_new[:, -1]
-        scene1 = jnp.max(dec1_new[:, :-1], axis=1)
-        scene2 = jnp.max(dec2_new[:, :-1], axis=1)
-
-        trans1 = self.human_head_1(human1)
-        trans2 = self.human_head_2(human2)
-        scale1_log = self.scene_head_1(scene1)
-        scale2_log = self.scene_head_2(scene2)
-        all_tokens = jnp.concatenate([human1, human2, scene1, scene2], axis=-1)
+        br = self.human_branch(m.dec1, m.dec2, m.pos1, m.pos2, hw, bbox, (h // p, w // p))
         out = JOSH3ROutput(
-            rel_trans=self.rel_trans_head(all_tokens), rel_rot=self.rel_rot_head(all_tokens),
-            trans1=trans1, trans2=trans2, X11=x11, X21=x21,
-            scale1=jnp.exp(scale1_log), scale2=jnp.exp(scale2_log),
+            rel_trans=br["rel_trans"], rel_rot=br["rel_rot"], trans1=br["trans1"],
+            trans2=br["trans2"], X11=m.view1.pts3d.reshape(b, h * w, 3),
+            X21=m.view2.pts3d.reshape(b, h * w, 3), scale1=br["scale1"], scale2=br["scale2"],
             view1=m.view1, view2=m.view2)
         if not return_intermediates:
             return out
         inter = dict(m_inter)
-        inter.update(
-            feat1=m.feat1, feat2=m.feat2, pos1=m.pos1, pos2=m.pos2, dec1_last=m.dec1,
-            dec2_last=m.dec2, roi_feat1=roi1, roi_feat2=roi2, human_feat1=human_feat1,
-            human_feat2=human_feat2, tokens1_ext=tokens1, tokens2_ext=tokens2, pos1_ext=pos1,
-            pos2_ext=pos2, block1_out=block1, block2_out=block2, dec1_new=dec1_new,
-            dec2_new=dec2_new, human_token1=human1, human_token2=human2, scene_token1=scene1,
-            scene_token2=scene2, scale1_log=scale1_log, scale2_log=scale2_log,
-            all_tokens=all_tokens)
+        inter.update(feat1=m.feat1, feat2=m.feat2, pos1=m.pos1, pos2=m.pos2, dec1_last=m.dec1,
+                     dec2_last=m.dec2)
+        inter.update({k: v for k, v in br.items() if k not in PRED_KEYS})
         return out, inter

@@ -58,13 +58,15 @@ class MASt3R(nnx.Module):
     def __init__(self, config, *, rngs: nnx.Rngs):
         c = config
         dtype = compute_dtype(c.compute_dtype)
+        remat = c.get("remat", "none")
         self.patch_size = c.patch_size
         self.encoder = ViTEncoder(c.enc_embed_dim, c.enc_depth, c.enc_num_heads,
                                   patch_size=c.patch_size, mlp_ratio=c.mlp_ratio, eps=c.enc_ln_eps,
-                                  rope_base=c.rope_base, dtype=dtype, rngs=rngs)
+                                  rope_base=c.rope_base, dtype=dtype, remat=remat, rngs=rngs)
         self.decoder = TwoStackDecoder(c.enc_embed_dim, c.dec_embed_dim, c.dec_depth,
                                        c.dec_num_heads, mlp_ratio=c.mlp_ratio, eps=c.enc_ln_eps,
-                                       rope_base=c.rope_base, dtype=dtype, rngs=rngs)
+                                       rope_base=c.rope_base, dtype=dtype, remat=remat,
+                                       rngs=rngs)
         if max(c.dpt_hooks) != c.dec_depth:
             raise ValueError(f"dpt_hooks {c.dpt_hooks} must end at dec_depth {c.dec_depth}")
 
@@ -120,7 +122,7 @@ class MASt3R(nnx.Module):
         if not return_intermediates:
             return out
         inter = {"patch_tokens": enc[4]["patch_tokens"],
-                 "enc_blocks_out": jnp.stack(enc[4]["blocks_out"]),
+                 "enc_blocks_out": enc[4]["blocks_out"],
                  "dec1_layers": jnp.stack(tokens1[1:]), "dec2_layers": jnp.stack(tokens2[1:]),
                  **heads[2]}
         return out, inter

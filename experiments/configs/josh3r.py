@@ -40,6 +40,9 @@ def model_config(size: str = "tiny", compute_dtype: str = "float32") -> ml_colle
     m.num_basic_blocks = 2
     m.dropout_rate = 0.5
     m.compute_dtype = compute_dtype  # 'float32' | 'bfloat16': transformer matmuls only
+    # Rematerialisation of the scanned encoder/decoder block in the backward pass: 'none',
+    # 'full' (store only each block's input), 'dots' (keep matmul outputs), 'dots_no_batch'.
+    m.remat = "none"
     if size == "full":
         m.enc_embed_dim, m.enc_depth, m.enc_num_heads = 1024, 24, 16
         m.dec_embed_dim, m.dec_depth, m.dec_num_heads = 768, 12, 12

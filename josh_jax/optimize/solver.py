@@ -2,7 +2,8 @@
 
 Stage 1 minimises the 3D pair term with the focal frozen, stage 2 the 2D reprojection term with
 the focal free; each stage is a `lax.scan` of Adam steps (optax, a fresh optimizer state per
-stage, cosine learning rate) with the camera quaternions renormalised after every step. A
+stage, cosine learning rate) with the camera quaternions renormalised after every step; a stage
+ends early once its loss has converged (`config.convergence`, per clip). A
 non-finite loss or parameter stops the updates (the last finite parameters are kept) and a stage
 whose loss ends above `DIVERGENCE_FACTOR` times its start is flagged; both per clip.
 """
@@ -44,7 +45,8 @@ class Diagnostics:
       nan: bool[] a non-finite loss or parameter was met; params are the last finite ones.
       diverged: bool[] a stage ended with its loss above DIVERGENCE_FACTOR x its initial loss
         (or a NaN was met).
-      iters_run: int32[2] iterations applied per stage (less than configured after a NaN).
+      iters_run: int32[2] iterations applied per stage (less than configured after a NaN or
+        once the loss converged, `config.convergence`).
     """
 
     curve_stage1: jax.Array
@@ -190,32 +192,70 @@ def _all_finite(tree):
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
+def converged(curve, i, rel_tol: float, window: int):
+    """Whether the total loss has stopped moving at row `i` of a stage's curve.
+
+    True when |L_i - L_{i-window}| <= rel_tol |L_i| (L = curve[:, 0], the loss at the start of
+    each iteration); never before row `window`, never with rel_tol <= 0.
+
+    Args:
+      curve: float[I, C] the stage's curve so far (rows > i unused); i: int[] current row.
+      rel_tol: relative change tolerance (static); window: iterations compared (static).
+    """
+    if rel_tol <= 0 or window <= 0:
+        return jnp.zeros((), bool)
+    now = curve[i, 0]
+    before = curve[jnp.maximum(i - window, 0), 0]
+    return (i >= window) & (jnp.abs(now - before) <= rel_tol * jnp.abs(now))
+
+
 def _run_stage(params: Params, problem: Problem, config, stage: int, ok):
-    """One stage: (params, curve float[I, 6], ok, iterations applied)."""
+    """One stage: (params, curve float[I, 6], ok, iterations applied).
+
+    A `lax.while_loop` of Adam steps that ends after the stage's `iters`, at a non-finite loss or
+    parameter, or once the loss has converged (`config.convergence`, `converged`); rows of the
+    curve after the end repeat the last computed row. Under `vmap` every clip stops on its own
+    (its carry is frozen while batch-mates go on), so a clip's result does not depend on them.
+    """
     iters = int((config.stage1 if stage == 1 else config.stage2).iters)
     if iters == 0:
         return params, jnp.zeros((0, len(CURVE_COLUMNS)), jnp.float32), ok, jnp.zeros((), jnp.int32)
+    conv = config.get("convergence")
+    rel_tol = float(conv.rel_tol) if conv is not None else 0.0
+    window = int(conv.window) if conv is not None else 0
     tx = _optimizer(problem, config, stage, params)
-    # Per-match constants of the stage (stage 1 freezes the focal), computed once outside the scan.
+    # Per-match constants of the stage (stage 1 freezes the focal), computed once outside the loop.
     constants = stage_constants(problem, stage, focal_of(params, problem.cameras))
     grad_fn = jax.value_and_grad(
         lambda p: loss_terms(p, problem, config, stage, constants), has_aux=True
     )
 
-    def step(carry, _):
-        params, opt_state, ok, applied = carry
+    def step(carry):
+        i, params, opt_state, ok, applied, curve, done = carry
         (loss, terms), grads = grad_fn(params)
+        curve = curve.at[i].set(terms)
         updates, new_state = tx.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
         new_params = dataclasses.replace(new_params, cam_quat=normalize_quat(new_params.cam_quat))
         ok = ok & jnp.isfinite(loss) & _all_finite(new_params)
-        keep = lambda new, old: jax.tree_util.tree_map(lambda x, y: jnp.where(ok, x, y), new, old)
-        applied = applied + ok.astype(jnp.int32)
-        return (keep(new_params, params), keep(new_state, opt_state), ok, applied), terms
+        # A converged loss ends the stage before this step's update is applied.
+        done = converged(curve, i, rel_tol, window)
+        use = ok & ~done
+        keep = lambda new, old: jax.tree_util.tree_map(lambda x, y: jnp.where(use, x, y), new, old)
+        applied = applied + use.astype(jnp.int32)
+        return i + 1, keep(new_params, params), keep(new_state, opt_state), ok, applied, curve, done
 
-    (params, _, ok, applied), curve = jax.lax.scan(
-        step, (params, tx.init(params), ok, jnp.zeros((), jnp.int32)), None, length=iters
-    )
+    def running(carry):
+        i, _, _, ok, _, _, done = carry
+        return (i < iters) & ok & ~done
+
+    curve = jnp.zeros((iters, len(CURVE_COLUMNS)), jnp.float32)
+    init = (jnp.zeros((), jnp.int32), params, tx.init(params), ok, jnp.zeros((), jnp.int32),
+            curve, jnp.zeros((), bool))
+    rows, params, _, ok, applied, curve, _ = jax.lax.while_loop(running, step, init)
+    # Rows never computed (the stage ended early) repeat the last computed one.
+    last = curve[jnp.maximum(rows - 1, 0)]
+    curve = jnp.where((jnp.arange(iters) < rows)[:, None], curve, last[None])
     return params, curve, ok, applied
 
 

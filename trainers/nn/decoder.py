@@ -7,13 +7,17 @@ of both views (a parallel update), and the last layer of both views goes through
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from trainers.nn.layers import linear
 from trainers.nn.rope2d import apply_rope2d
+from trainers.nn.stack import check_remat, scan_layers, stack_modules
 from trainers.nn.vit import Attention, Mlp, multi_head_attention
 
 
@@ -70,39 +74,91 @@ class DecoderBlock(nnx.Module):
 
 
 class TwoStackDecoder(nnx.Module):
-    """decoder_embed (E -> D), two stacks of `depth` DecoderBlocks, final norm on the last layer."""
+    """decoder_embed (E -> D), two stacks of `depth` DecoderBlocks, final norm on the last layer.
+
+    Each stack is one stacked module (`blocks1`, `blocks2`: variables with a leading depth axis);
+    both run together under one `lax.scan` (layer l of both views reads the layer l-1 outputs
+    of both). `remat` as in `ViTEncoder`.
+    """
 
     def __init__(self, enc_dim: int, dim: int, depth: int, num_heads: int, *,
                  mlp_ratio: float = 4.0, eps: float = 1e-6, rope_base: float | None = 100.0,
-                 dtype: Any = None, rngs: nnx.Rngs):
+                 dtype: Any = None, remat: str = "none", rngs: nnx.Rngs):
         self.embed = linear(enc_dim, dim, dtype=dtype, rngs=rngs)
+        self.depth = depth
+        self.remat = check_remat(remat)
+
         def make():
-            return nnx.List([
-                DecoderBlock(dim, num_heads, mlp_ratio, eps=eps, rope_base=rope_base,
-                             dtype=dtype, rngs=rngs) for _ in range(depth)])
-        self.blocks1 = make()
-        self.blocks2 = make()
+            return DecoderBlock(dim, num_heads, mlp_ratio, eps=eps, rope_base=rope_base,
+                                dtype=dtype, rngs=rngs)
+        self.blocks1 = stack_modules(make, depth)
+        self.blocks2 = stack_modules(make, depth)
         self.norm = nnx.LayerNorm(dim, epsilon=eps, rngs=rngs)
 
     def __call__(self, feat1: jnp.ndarray, pos1: jnp.ndarray, feat2: jnp.ndarray,
-                 pos2: jnp.ndarray) -> tuple[list[jnp.ndarray], list[jnp.ndarray]]:
+                 pos2: jnp.ndarray, *, keep1: Sequence[int] | None = None,
+                 keep2: Sequence[int] | None = None) -> tuple[list, list]:
         """Runs both stacks.
 
         Args:
           feat1, feat2: float[B, n, E] encoder outputs of view 1 / view 2.
           pos1, pos2: int[B, n, 2] their token positions.
+          keep1, keep2: layer indices (1..depth) whose outputs the caller reads (the last is
+            always kept); None keeps every layer (training, parity). Only kept layers are
+            stored: the others never leave the scan.
 
         Returns:
           (tokens1, tokens2): per view the head token list [feat (E), dec_1, ..., dec_depth (D)],
-          the last entry after the final norm; depth + 1 float32 arrays each.
+          the last entry after the final norm (float32); entries not kept are None.
         """
         f1 = self.embed(feat1).astype(jnp.float32)
         f2 = self.embed(feat2).astype(jnp.float32)
-        out1, out2 = [feat1], [feat2]
-        for blk1, blk2 in zip(self.blocks1, self.blocks2, strict=True):
-            f1, f2 = blk1(f1, f2, pos1, pos2), blk2(f2, f1, pos2, pos1)
-            out1.append(f1)
-            out2.append(f2)
+        if keep1 is None and keep2 is None:
+            def body(blocks, carry, _):
+                a, b = carry
+                a, b = blocks[0](a, b, pos1, pos2), blocks[1](b, a, pos2, pos1)
+                return (a, b), (a, b)
+
+            _, (ys1, ys2) = scan_layers((self.blocks1, self.blocks2), body, (f1, f2),
+                                        remat=self.remat)
+            out1 = [feat1] + [ys1[i] for i in range(self.depth)]
+            out2 = [feat2] + [ys2[i] for i in range(self.depth)]
+        else:
+            out1, out2 = self._kept_layers(f1, pos1, f2, pos2, feat1, feat2, keep1, keep2)
         out1[-1] = self.norm(out1[-1])
         out2[-1] = self.norm(out2[-1])
+        return out1, out2
+
+    def _kept_layers(self, f1, pos1, f2, pos2, feat1, feat2, keep1, keep2):
+        """The scan writing only the kept layers into small buffers (one spare slot)."""
+        depth = self.depth
+
+        def slots(keep):
+            kept = sorted({int(k) for k in (keep or ())} - {0} | {depth})
+            table = np.full(depth, len(kept), np.int32)  # the spare slot takes the rest
+            for s, layer in enumerate(kept):
+                table[layer - 1] = s
+            return kept, table
+
+        kept1, table1 = slots(keep1)
+        kept2, table2 = slots(keep2)
+        buf1 = jnp.zeros((len(kept1) + 1,) + f1.shape, f1.dtype)
+        buf2 = jnp.zeros((len(kept2) + 1,) + f2.shape, f2.dtype)
+
+        def body(blocks, carry, slot):
+            a, b, buf_a, buf_b = carry
+            a, b = blocks[0](a, b, pos1, pos2), blocks[1](b, a, pos2, pos1)
+            buf_a = jax.lax.dynamic_update_index_in_dim(buf_a, a, slot[0], 0)
+            buf_b = jax.lax.dynamic_update_index_in_dim(buf_b, b, slot[1], 0)
+            return (a, b, buf_a, buf_b), None
+
+        xs = jnp.asarray(np.stack([table1, table2], axis=-1))
+        (_, _, buf1, buf2), _ = scan_layers((self.blocks1, self.blocks2), body,
+                                            (f1, f2, buf1, buf2), xs)
+        out1 = [feat1] + [None] * depth
+        out2 = [feat2] + [None] * depth
+        for s, layer in enumerate(kept1):
+            out1[layer] = buf1[s]
+        for s, layer in enumerate(kept2):
+            out2[layer] = buf2[s]
         return out1, out2

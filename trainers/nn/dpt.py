@@ -18,28 +18,39 @@ from flax import nnx
 from trainers.nn.layers import conv2d, lecun_normal_host
 
 
-def _upsample_matrix(n: int) -> np.ndarray:
-    """float32[2n, n]: bilinear x2 interpolation weights with align_corners=True (PyTorch CPU)."""
+def upsample_taps(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bilinear x2 (align_corners=True) taps of one axis of length n, PyTorch CPU arithmetic.
+
+    Returns (lo int32[2n], hi int32[2n], frac float32[2n]): output i = (1 - frac[i]) * x[lo[i]]
+    + frac[i] * x[hi[i]].
+    """
     out = 2 * n
-    mat = np.zeros((out, n), np.float32)
     scale = np.float32((n - 1) / (out - 1)) if out > 1 else np.float32(0.0)
-    for i in range(out):
-        src = np.float32(scale * np.float32(i))
-        lo = min(int(np.floor(src)), n - 1)
-        hi = min(lo + 1, n - 1)
-        frac = np.float32(src - np.float32(lo))
-        mat[i, lo] += np.float32(1.0) - frac
-        mat[i, hi] += frac
-    return mat
+    src = scale * np.arange(out, dtype=np.float32)
+    lo = np.minimum(np.floor(src).astype(np.int32), n - 1)
+    hi = np.minimum(lo + 1, n - 1)
+    frac = (src - lo.astype(np.float32)).astype(np.float32)
+    return lo, hi, frac
+
+
+def _lerp_axis(x: jnp.ndarray, axis: int) -> jnp.ndarray:
+    """Bilinear x2 along one axis: two static gathers and a lerp (2 FLOPs per output)."""
+    lo, hi, frac = upsample_taps(x.shape[axis])
+    shape = [1] * x.ndim
+    shape[axis] = frac.shape[0]
+    w = jnp.asarray(frac.reshape(shape), x.dtype)
+    x_lo = jnp.take(x, jnp.asarray(lo), axis=axis)
+    x_hi = jnp.take(x, jnp.asarray(hi), axis=axis)
+    return (1 - w) * x_lo + w * x_hi
 
 
 def upsample2x_bilinear(x: jnp.ndarray) -> jnp.ndarray:
-    """x: float[B, H, W, C] -> float[B, 2H, 2W, C], bilinear with align_corners=True."""
-    mh = jnp.asarray(_upsample_matrix(x.shape[1]))
-    mw = jnp.asarray(_upsample_matrix(x.shape[2]))
-    hp = jax.lax.Precision.HIGHEST
-    x = jnp.einsum("oh,bhwc->bowc", mh, x, precision=hp)
-    return jnp.einsum("pw,bowc->bopc", mw, x, precision=hp)
+    """x: float[B, H, W, C] -> float[B, 2H, 2W, C], bilinear with align_corners=True.
+
+    Separable 2-tap lerp (rows, then columns), as PyTorch's CPU kernel; no dense interpolation
+    matrices.
+    """
+    return _lerp_axis(_lerp_axis(x, 1), 2)
 
 
 def _conv(cin: int, cout: int, k: int, *, stride: int = 1, use_bias: bool = True,

@@ -7,7 +7,7 @@ Heads run in float32 (the reference casts decoder tokens to float before the hea
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -112,6 +112,30 @@ class CatMLPDPTHead(nnx.Module):
         local = pixel_shuffle_tokens(self.local_features(cat), h // p, w // p, p)
         out = jnp.concatenate([dpt_out, local], axis=-1)
         return (out, inter) if return_intermediates else out
+
+    def pts3d_chunked(self, tokens: Mapping[int, jnp.ndarray], image_hw: tuple[int, int],
+                      chunk: int = 0) -> jnp.ndarray:
+        """Pointmap only (DPT, no descriptors): float32[B, H, W, 3].
+
+        tokens: hook index -> float[B, n, C_l] (only the DPT hooks are read). chunk > 0 runs
+        the DPT `chunk` pairs at a time under `lax.map` (padding the last chunk), so the
+        full-resolution temporaries are those of `chunk` pairs whatever B is.
+        """
+        hooks = self.dpt.hooks
+
+        def run(ts):
+            return reg_dense_depth_exp(self.dpt(dict(zip(hooks, ts, strict=True)), image_hw)[..., 0:3])
+
+        ts = [tokens[k] for k in hooks]
+        b = ts[0].shape[0]
+        if chunk <= 0 or b <= chunk:
+            return run(ts)
+        n = -(-b // chunk)
+        pad = n * chunk - b
+        ts = [jnp.concatenate([t, jnp.repeat(t[-1:], pad, 0)]) if pad else t for t in ts]
+        ts = [t.reshape((n, chunk) + t.shape[1:]) for t in ts]
+        out = jax.lax.map(run, ts)
+        return out.reshape((n * chunk,) + out.shape[2:])[:b]
 
     def __call__(self, tokens: Sequence[jnp.ndarray], image_hw: tuple[int, int]) -> HeadOutput:
         return postprocess(self.raw(tokens, image_hw), desc_dim=self.desc_dim,

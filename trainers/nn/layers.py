@@ -9,6 +9,8 @@ under tracing (jit, eval_shape) the draw is one `pure_callback` with the same va
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from typing import Any
 
 import jax
@@ -17,6 +19,21 @@ import numpy as np
 from flax import nnx
 
 _TRUNC_STD = 0.87962566103423978  # std of a unit normal truncated to [-2, 2]
+_SHAPES_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("shapes_only", default=False)
+
+
+@contextlib.contextmanager
+def shapes_only():
+    """Within this context the host initialisers draw nothing and return
+    `jax.ShapeDtypeStruct`s: an eager build gives a model whose weights are shapes (to be
+    filled from a checkpoint) in about the time of building the Python objects, without the
+    trace of `nnx.eval_shape` (whose RNG bookkeeping grows quadratically with the model).
+    Small constant-initialised variables (biases, norms) stay concrete."""
+    token = _SHAPES_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _SHAPES_ONLY.reset(token)
 
 
 def _host_truncated_normal(key_data: np.ndarray, shape: tuple[int, ...], std: float,
@@ -39,6 +56,8 @@ def lecun_normal_host(in_axes: tuple[int, ...]):
         fan_in = int(np.prod([shape[a] for a in in_axes]))
         std = float(np.sqrt(1.0 / max(fan_in, 1)))
         dtype = np.dtype(dtype)
+        if _SHAPES_ONLY.get():
+            return jax.ShapeDtypeStruct(shape, dtype)
         if isinstance(key, jax.core.Tracer):
             return jax.pure_callback(
                 lambda kd: _host_truncated_normal(kd, shape, std, dtype),

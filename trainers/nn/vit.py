@@ -16,6 +16,7 @@ from flax import nnx
 
 from trainers.nn.layers import conv2d, linear
 from trainers.nn.rope2d import apply_rope2d
+from trainers.nn.stack import check_remat, scan_layers, stack_modules
 
 
 def patch_positions(hp: int, wp: int) -> np.ndarray:
@@ -27,12 +28,18 @@ def patch_positions(hp: int, wp: int) -> np.ndarray:
 def multi_head_attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray) -> jnp.ndarray:
     """Scaled dot-product attention.
 
+    Float32 inputs take the einsum path (logits and softmax in float32: the parity path).
+    Lower-precision inputs (bfloat16) go through `jax.nn.dot_product_attention`, which lets XLA
+    pick a fused kernel (cuDNN flash attention on GPU) and never materialises float32 logits.
+
     Args:
       q: float[B, Nq, H, Dh]; k, v: float[B, Nk, H, Dh].
 
     Returns:
-      float[B, Nq, H, Dh] (dtype of v); logits and softmax in float32.
+      float[B, Nq, H, Dh] (dtype of v).
     """
+    if q.dtype != jnp.float32 and q.dtype == k.dtype == v.dtype:
+        return jax.nn.dot_product_attention(q, k, v)
     scale = q.shape[-1] ** -0.5
     logits = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32) * scale
     weights = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
@@ -117,26 +124,38 @@ class EncoderBlock(nnx.Module):
 
 
 class ViTEncoder(nnx.Module):
-    """Patch embedding + `depth` encoder blocks + final LayerNorm (CroCo `_encode_image`)."""
+    """Patch embedding + `depth` encoder blocks + final LayerNorm (CroCo `_encode_image`).
+
+    The blocks are one stacked module (`blocks`, variables with a leading depth axis) run
+    under `lax.scan`; `remat` ('none', 'full', 'dots', 'dots_no_batch') rematerialises the
+    scanned block in the backward pass.
+    """
 
     def __init__(self, embed_dim: int, depth: int, num_heads: int, *, patch_size: int = 16,
                  mlp_ratio: float = 4.0, eps: float = 1e-6, rope_base: float | None = 100.0,
-                 dtype: Any = None, rngs: nnx.Rngs):
+                 dtype: Any = None, remat: str = "none", rngs: nnx.Rngs):
         self.patch_embed = PatchEmbed(embed_dim, patch_size, dtype=dtype, rngs=rngs)
-        self.blocks = nnx.List([
-            EncoderBlock(embed_dim, num_heads, mlp_ratio, eps=eps, rope_base=rope_base,
-                         dtype=dtype, rngs=rngs) for _ in range(depth)])
+        self.remat = check_remat(remat)
+        self.blocks = stack_modules(
+            lambda: EncoderBlock(embed_dim, num_heads, mlp_ratio, eps=eps, rope_base=rope_base,
+                                 dtype=dtype, rngs=rngs), depth)
         self.norm = nnx.LayerNorm(embed_dim, epsilon=eps, rngs=rngs)
 
     def __call__(self, img: jnp.ndarray, *, return_intermediates: bool = False):
-        """img: float[B, H, W, 3] in [-1, 1] -> (feat [B, n, E], pos [B, n, 2][, intermediates])."""
+        """img: float[B, H, W, 3] in [-1, 1] -> (feat [B, n, E], pos [B, n, 2][, intermediates]).
+
+        Intermediates: `patch_tokens` [B, n, E], `blocks_out` [depth, B, n, E].
+        """
         x, pos = self.patch_embed(img)
         x = x.astype(jnp.float32)
-        inter = {"patch_tokens": x, "blocks_out": []}
-        for blk in self.blocks:
-            x = blk(x, pos)
-            inter["blocks_out"].append(x)
+        patch_tokens = x
+
+        def body(blocks, x, _):
+            x = blocks[0](x, pos)
+            return x, (x if return_intermediates else None)
+
+        x, blocks_out = scan_layers((self.blocks,), body, x, remat=self.remat)
         feat = self.norm(x)
         if return_intermediates:
-            return feat, pos, inter
+            return feat, pos, {"patch_tokens": patch_tokens, "blocks_out": blocks_out}
         return feat, pos

@@ -1,0 +1,41 @@
+"""Long-video settings (`josh_jax.video.long_video`, `benchmarks/josh_long_video.py`).
+
+Chunks are counted in keyframes of the long clip (one every `stride` video frames: with the
+synthetic default stride 5, 21 keyframes = 100 video frames, as JOSH's chunks).
+
+Presets:
+    default   21-keyframe chunks sharing 6 keyframes (25 video frames), global alignment with
+              scale, cross-faded overlaps; the benchmark's 4 sequences of 301 video frames.
+    tiny      6-keyframe chunks sharing 3 (tests).
+"""
+
+import ml_collections
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.chunk_keyframes = 21  # keyframes per chunk (JOSH: 21)
+    c.overlap_keyframes = 6  # keyframes shared by consecutive chunks
+    c.batch_size = 0  # chunks per optimize_many batch; 0: all chunks in one batch
+    c.one_program = True  # largest contact/static/vertex buckets: every chunk in one program
+    c.camera_weight = 1.0  # alignment weight of a camera centre per shared frame
+    c.joint_weight = 0.25  # alignment weight of each body joint per shared frame
+    c.with_scale = True  # solve each chunk's scale (chunks are metric only through the bodies)
+    c.assemble = "blend"  # blend (cross-fade overlaps) | later_wins
+    # Benchmark: long synthetic sequences (experiments/configs/synthetic.py presets + overrides).
+    c.num_keyframes = 61  # keyframes per sequence (61 x stride 5 -> 301 video frames)
+    c.sequences = (
+        # name, synthetic presets, overrides ("key=value" for the synthetic config)
+        ("turn_slope", "tiny,turn", ""),
+        ("stairs", "tiny,stairs", ""),
+        ("sit_bench", "tiny,sit", ""),
+        ("two_people", "tiny,two_people", "camera=walk_along"),
+    )
+    c.match_window = 5  # keyframe pairs (i, j) with 0 < j - i <= window in the long clip
+    for preset in (arg or "default").split(","):
+        preset = preset.strip()
+        if preset == "tiny":
+            c.chunk_keyframes, c.overlap_keyframes, c.num_keyframes = 6, 3, 12
+        elif preset and preset != "default":
+            raise ValueError(f"long_video config: unknown preset {preset!r}; expected default, tiny")
+    return c
