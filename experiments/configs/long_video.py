@@ -21,6 +21,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.camera_weight = 1.0  # alignment weight of a camera centre per shared frame
     c.joint_weight = 0.25  # alignment weight of each body joint per shared frame
     c.with_scale = True  # solve each chunk's scale (chunks are metric only through the bodies)
+    # Alignment weight (m^2) of a camera orientation per shared frame: the squared lever arm at
+    # which a rotation error costs as much as a point error (sim3.fit_sim3); 0: points only.
+    c.rotation_weight = 4.0
+    c.scale_prior = 0.0  # weight (m^2) pulling each chunk's scale to 1 (sim3.fit_sim3)
+    # Joint refinement across the seams after the alignment (josh_jax/video/seams.py).
+    c.refine = ml_collections.ConfigDict()
+    c.refine.enabled = True
+    c.refine.overlap_weight = 1.0  # shared frames: the chunks' tracks agree
+    c.refine.smooth_weight = 1.0  # second differences of the per-frame corrections
+    c.refine.prior_weight = 1e-3  # corrections stay small (fixes the free offset)
+    c.refine.iters = 300  # conjugate-gradient iterations (the energy is quadratic)
     c.assemble = "blend"  # blend (cross-fade overlaps) | later_wins
     # Benchmark: long synthetic sequences (experiments/configs/synthetic.py presets + overrides).
     c.num_keyframes = 61  # keyframes per sequence (61 x stride 5 -> 301 video frames)
