@@ -329,17 +329,18 @@ def border_steps(result: Result, frame_ranges: Ranges, half_window: int = 3
         cam_k, pel_k = 0.0, float("nan")
         for f in range(max(lo, half_window), min(hi, cam.shape[0] - half_window - 1)):
             around = [g for g in range(f - half_window, f + half_window + 1) if g != f]
-            cam_k = max(cam_k, _excess(cam, f, around))
+            cam_k = max(cam_k, excess(cam, f, around))
             for p in range(pelvis.shape[0]):
                 if valid[p, f - half_window:f + half_window + 2].all():
-                    e = _excess(pelvis[p], f, around)
+                    e = excess(pelvis[p], f, around)
                     pel_k = e if np.isnan(pel_k) else max(pel_k, e)
         out["camera_m"].append(cam_k)
         out["pelvis_m"].append(pel_k)
     return {k: np.asarray(v) for k, v in out.items()}
 
 
-def _excess(x: np.ndarray, f: int, around: list[int]) -> float:
+def excess(x: np.ndarray, f: int, around: list[int]) -> float:
+    """|x(f+1) - x(f) - mean_g (x(g+1) - x(g))| over the frames g `around` f (`border_steps`)."""
     step = x[f + 1] - x[f]
     normal = np.mean([x[g + 1] - x[g] for g in around], axis=0)
     return float(np.linalg.norm(step - normal))
