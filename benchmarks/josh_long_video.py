@@ -7,14 +7,17 @@ For each sequence of `--long_config` (`experiments/configs/long_video.py`: a syn
 generated with `num_keyframes` keyframes, one every 5 video frames: 301 video frames for 61), the
 synthetic world's noisy ground truth (its front-end noise model) is the clip; it is cut into
 overlapping chunks (`chunk_keyframes`, `overlap_keyframes`), all chunks are optimised in one
-`optimize_many` batch, and the chunk Results are stitched two ways:
+`optimize_many` batch, and the chunk Results are stitched several ways:
 
-* align: the configured global alignment (default: one rigid transform per chunk from every
-  shared frame's camera centre and orientation) and joint refinement across the seams, overlaps
-  cross-faded; `align_unrefined` without the refinement;
+* align: the configured global alignment (default: one Sim(3) per chunk from every shared
+  frame's camera centre and orientation and body joints, and the shared keyframes' scene
+  points) and joint refinement across the seams, overlaps cross-faded; `align_unrefined`
+  without the refinement;
 * align_bodies: the first alignment (the "before"): one Sim(3) per chunk from camera centres and
   body joints, no orientations, no refinement; `align_bodies_refined` with the refinement;
-* concat: JOSH (spec §1.7), each chunk glued rigidly to the previous one at its first frame.
+* concat: JOSH (spec §1.7), each chunk glued rigidly to the previous one at its first frame;
+* oracle (metrics only): each chunk's similarity fitted to the ground truth, a bound for any
+  one-similarity-per-chunk alignment of these chunks.
 
 Figures (mean over sequences, and per sequence in `per_sequence`):
 * `seam_{camera,pelvis}_cm_{concat,align}`: distance between consecutive chunks' estimates of the
@@ -113,7 +116,8 @@ def body_metrics(result, gt, chunk0_end: int) -> dict[str, float]:
 def stitch_variants(long_config):
     """(label, long config, method) of every stitching measured on the same chunks:
 
-    * align: the configured alignment and refinement (default: rigid, cameras, refined);
+    * align: the configured alignment and refinement (default: Sim(3) from cameras, orientations,
+      bodies and scene, refined);
     * align_unrefined: the same alignment without the refinement across seams;
     * align_bodies: the first alignment (before this refinement work): camera centres and body
       joints (`joint_weight` 0.25), per-chunk scale, no orientations, no refinement;
@@ -129,7 +133,8 @@ def stitch_variants(long_config):
                 c[key] = value
         return c
 
-    bodies = dict(joint_weight=0.25, with_scale=True, rotation_weight=0.0, scale_prior=0.0)
+    bodies = dict(joint_weight=0.25, with_scale=True, rotation_weight=0.0, scale_prior=0.0,
+                  scene_weight=0.0)
     return (("align", long_config, "align"),
             ("align_unrefined", variant(refine_enabled=False), "align"),
             ("align_bodies", variant(refine_enabled=False, **bodies), "align"),
@@ -249,8 +254,9 @@ def main(argv):
         notes=("oracle front end (synthetic noisy ground truth, 64x96 images); JOSH preset "
                f"'{config.get('preset', '?')}' with stage1/stage2 iters "
                f"{config.stage1.iters}/{config.stage2.iters} (CPU budget); 2 shared CPU cores, "
-               "timings noisy and include compilation; align = rigid transform per chunk from "
-               "the shared frames' cameras (centres + orientations) + joint refinement across "
+               "timings noisy and include compilation; align = Sim(3) per chunk from "
+               "the shared frames' cameras (centres + orientations), body joints and shared "
+               "keyframes' scene points + joint refinement across "
                "seams + cross-faded overlaps; align_bodies = the earlier Sim(3) from cameras and "
                "body joints; concat = JOSH rigid glue at each chunk's first frame, later chunk "
                "wins; oracle = per-chunk similarity fitted to the ground truth (a bound). "

@@ -1,6 +1,8 @@
 """Robust chunk alignment (orientations, scale prior) and the joint refinement across seams, on
 trajectories with a known answer."""
 
+import dataclasses
+
 import jax.numpy as jnp
 import numpy as np
 
@@ -130,3 +132,26 @@ def test_refine_seams_makes_chunks_agree_and_keeps_bodies_rigid():
                                    jb[:, 0] - before_r.smpl_transl[0], atol=1e-4)
     merged = stitch.assemble(refined, ranges, "blend")
     assert np.max(stitch.border_steps(merged, ranges)["pelvis_m"]) < 5e-3
+
+
+def test_shared_keyframes_scene_points_alone_recover_known_transforms():
+    """Chunks sharing a keyframe see the same pixels of it: its scene points are correspondences
+    (no camera, body or orientation used here)."""
+    T, joints, orient, ranges, truth, results = _chunks()
+    rng = np.random.default_rng(3)
+    scene = rng.normal(size=(200, 2, 2, 3)) * 3.0  # world points per keyframe (by frame // 5)
+    moved = []
+    for r, S in zip(results, truth, strict=True):
+        s, R, t = float(S.scale), np.asarray(S.R), np.asarray(S.t)
+        world = scene[np.asarray(r.keyframe_index) // 5]
+        moved.append(dataclasses.replace(
+            r, scene_points_world=((world - t) @ R / s).astype(np.float32)))
+    found = stitch.align_transforms(moved, ranges, camera_weight=0.0, joint_weight=0.0,
+                                    with_scale=True, scene_weight=1.0, scene_stride=1)
+    for S_found, S_true in zip(found, truth, strict=True):
+        np.testing.assert_allclose(S_found.scale, S_true.scale, rtol=1e-4)
+        np.testing.assert_allclose(S_found.R, S_true.R, atol=1e-4)
+        np.testing.assert_allclose(S_found.t, S_true.t, atol=2e-3)
+    # The scene points are extra points per frame, weighted only at keyframes (pixel grid 2x2 /2).
+    x, w = stitch.chunk_points(moved, ranges, 0.0, 0.0, scene_weight=1.0, scene_stride=2)
+    assert x.shape[2] == 1 + 24 + 1 and np.all(w[..., :25] == 0) and w[..., 25].sum() > 0

@@ -99,7 +99,9 @@ def stitch(results: list[Result], frame_ranges: list[tuple[int, int]], long_conf
             results, frame_ranges, camera_weight=float(long_config.camera_weight),
             joint_weight=float(long_config.joint_weight), with_scale=bool(long_config.with_scale),
             rotation_weight=float(long_config.rotation_weight),
-            scale_prior=float(long_config.scale_prior))
+            scale_prior=float(long_config.scale_prior),
+            scene_weight=float(long_config.scene_weight),
+            scene_stride=int(long_config.scene_stride))
         mode = str(long_config.assemble)
     elif method == "concat":
         transforms = stitch_lib.concat_transforms(results, frame_ranges)

@@ -39,27 +39,44 @@ def _rows(frame_ranges: Ranges) -> tuple[int, int]:
 
 
 def chunk_points(results: list[Result], frame_ranges: Ranges, camera_weight: float,
-                 joint_weight: float) -> tuple[np.ndarray, np.ndarray]:
-    """Camera centre and body joints of every chunk at every video frame of the video.
+                 joint_weight: float, scene_weight: float = 0.0, scene_stride: int = 4
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Camera centre, body joints and (with `scene_weight` > 0) scene points of every chunk at
+    every video frame of the video.
+
+    Scene points: each keyframe's world points (`scene_points_world`) on a grid of every
+    `scene_stride`-th pixel. Chunks that share a keyframe share its pixels, so the same pixel is
+    one correspondence: the static scene ties the chunks together over the whole field of view.
 
     Returns:
-      x float64[C, F, 1 + P J, 3] (zeros where a chunk does not cover the frame), weights
-      float64[C, F, 1 + P J]: `camera_weight` on the camera centre, `joint_weight` on each joint
-      of a valid body, 0 elsewhere. F counts from the first chunk's first frame.
+      x float64[C, F, 1 + P J + S, 3] (zeros where a chunk does not cover the frame; scene points
+      only at keyframes), weights float64[C, F, 1 + P J + S]: `camera_weight` on the camera
+      centre, `joint_weight` on each joint of a valid body, `scene_weight` on each scene point in
+      the scene mask, 0 elsewhere. F counts from the first chunk's first frame.
     """
     first, last = _rows(frame_ranges)
     C, F = len(results), last - first
     P, J = results[0].joints_world.shape[0], results[0].joints_world.shape[2]
-    x = np.zeros((C, F, 1 + P * J, 3))
-    w = np.zeros((C, F, 1 + P * J))
+    grid = (slice(None), slice(None, None, scene_stride), slice(None, None, scene_stride))
+    S = results[0].scene_mask[grid].reshape(results[0].scene_mask.shape[0], -1).shape[1]
+    S = S if scene_weight > 0 else 0
+    x = np.zeros((C, F, 1 + P * J + S, 3))
+    w = np.zeros((C, F, 1 + P * J + S))
     for c, (res, (a, b)) in enumerate(zip(results, frame_ranges, strict=True)):
         rows = slice(a - first, b - first)
         x[c, rows, 0] = np.asarray(res.T_world_cam, np.float64)[:, :3, 3]
         w[c, rows, 0] = camera_weight
         joints = np.asarray(res.joints_world, np.float64)  # P F J 3
-        x[c, rows, 1:] = np.moveaxis(joints, 0, 1).reshape(b - a, P * J, 3)
+        x[c, rows, 1:1 + P * J] = np.moveaxis(joints, 0, 1).reshape(b - a, P * J, 3)
         valid = np.asarray(res.smpl_valid, bool).T  # F P
-        w[c, rows, 1:] = np.repeat(valid, J, axis=1) * joint_weight
+        w[c, rows, 1:1 + P * J] = np.repeat(valid, J, axis=1) * joint_weight
+        if S:
+            keys = np.asarray(res.keyframe_index) - first
+            n = len(keys)
+            x[c, keys, 1 + P * J:] = np.asarray(res.scene_points_world, np.float64)[grid].reshape(
+                n, S, 3)
+            w[c, keys, 1 + P * J:] = np.asarray(res.scene_mask, bool)[grid].reshape(
+                n, S) * scene_weight
     return x, w
 
 
@@ -83,11 +100,14 @@ def chunk_rotations(results: list[Result], frame_ranges: Ranges, rotation_weight
 
 def align_transforms(results: list[Result], frame_ranges: Ranges, *, camera_weight: float,
                      joint_weight: float, with_scale: bool, rotation_weight: float = 0.0,
-                     scale_prior: float = 0.0) -> list[sim3.Sim3]:
+                     scale_prior: float = 0.0, scene_weight: float = 0.0,
+                     scene_stride: int = 4) -> list[sim3.Sim3]:
     """One Sim(3) `T_world_chunk` per chunk into chunk 0's world, from all shared frames: camera
-    centres and body joints (`chunk_points`), and with `rotation_weight` > 0 the camera
-    orientations (`sim3.fit_sim3`); `scale_prior` pulls each scale to 1."""
-    x, w = chunk_points(results, frame_ranges, camera_weight, joint_weight)
+    centres, body joints and shared keyframes' scene points (`chunk_points`), and with
+    `rotation_weight` > 0 the camera orientations (`sim3.fit_sim3`); `scale_prior` pulls each
+    scale to 1."""
+    x, w = chunk_points(results, frame_ranges, camera_weight, joint_weight, scene_weight,
+                        scene_stride)
     f32 = jnp.float32
     rot = {}
     if rotation_weight > 0:
