@@ -9,10 +9,10 @@ synthetic world's noisy ground truth (its front-end noise model) is the clip; it
 overlapping chunks (`chunk_keyframes`, `overlap_keyframes`), all chunks are optimised in one
 `optimize_many` batch, and the chunk Results are stitched several ways:
 
-* align: the configured global alignment (default: one Sim(3) per chunk from every shared
-  frame's camera centre and orientation and body joints, and the shared keyframes' scene
-  points) and joint refinement across the seams, overlaps cross-faded; `align_unrefined`
-  without the refinement;
+* align: the configured global alignment (default: one rigid transform per chunk from every
+  shared frame's camera centre and orientation) and joint refinement across the seams, overlaps
+  cross-faded; `align_unrefined` without the refinement; `align_all`: a Sim(3) from cameras,
+  orientations, body joints and the shared keyframes' scene points, refined;
 * align_bodies: the first alignment (the "before"): one Sim(3) per chunk from camera centres and
   body joints, no orientations, no refinement; `align_bodies_refined` with the refinement;
 * concat: JOSH (spec §1.7), each chunk glued rigidly to the previous one at its first frame;
@@ -116,12 +116,14 @@ def body_metrics(result, gt, chunk0_end: int) -> dict[str, float]:
 def stitch_variants(long_config):
     """(label, long config, method) of every stitching measured on the same chunks:
 
-    * align: the configured alignment and refinement (default: Sim(3) from cameras, orientations,
-      bodies and scene, refined);
+    * align: the configured alignment and refinement (default: rigid, from the cameras'
+      centres and orientations, refined);
     * align_unrefined: the same alignment without the refinement across seams;
     * align_bodies: the first alignment (before this refinement work): camera centres and body
       joints (`joint_weight` 0.25), per-chunk scale, no orientations, no refinement;
     * align_bodies_refined: that alignment followed by the refinement;
+    * align_all: Sim(3) from camera centres and orientations, body joints and the shared
+      keyframes' scene points, refined;
     * concat: JOSH's plain concatenation.
     """
     def variant(**changes):
@@ -139,6 +141,8 @@ def stitch_variants(long_config):
             ("align_unrefined", variant(refine_enabled=False), "align"),
             ("align_bodies", variant(refine_enabled=False, **bodies), "align"),
             ("align_bodies_refined", variant(refine_enabled=True, **bodies), "align"),
+            ("align_all", variant(joint_weight=0.25, with_scale=True, rotation_weight=4.0,
+                                  scene_weight=0.05), "align"),
             ("concat", long_config, "concat"))
 
 
@@ -254,9 +258,8 @@ def main(argv):
         notes=("oracle front end (synthetic noisy ground truth, 64x96 images); JOSH preset "
                f"'{config.get('preset', '?')}' with stage1/stage2 iters "
                f"{config.stage1.iters}/{config.stage2.iters} (CPU budget); 2 shared CPU cores, "
-               "timings noisy and include compilation; align = Sim(3) per chunk from "
-               "the shared frames' cameras (centres + orientations), body joints and shared "
-               "keyframes' scene points + joint refinement across "
+               "timings noisy and include compilation; align = rigid transform per chunk from "
+               "the shared frames' cameras (centres + orientations) + joint refinement across "
                "seams + cross-faded overlaps; align_bodies = the earlier Sim(3) from cameras and "
                "body joints; concat = JOSH rigid glue at each chunk's first frame, later chunk "
                "wins; oracle = per-chunk similarity fitted to the ground truth (a bound). "
