@@ -155,3 +155,39 @@ def test_shared_keyframes_scene_points_alone_recover_known_transforms():
     # The scene points are extra points per frame, weighted only at keyframes (pixel grid 2x2 /2).
     x, w = stitch.chunk_points(moved, ranges, 0.0, 0.0, scene_weight=1.0, scene_stride=2)
     assert x.shape[2] == 1 + 24 + 1 and np.all(w[..., :25] == 0) and w[..., 25].sum() > 0
+
+
+def test_long_video_stitch_aligns_and_refines_with_the_default_config():
+    """`long_video.stitch` with the shipped settings: chunks moved by known rigid transforms and
+    one chunk bent are put back together (seams closed by the refinement); concat is not."""
+    from experiments.configs import long_video as long_configs
+    from josh_jax.video import long_video
+
+    *_, truth, _ = _chunks()
+    # The world seen by chunks moved rigidly (the default alignment solves no scale).
+    T, _, _, ranges, _, results = _chunks_rigid([sim3.Sim3(np.ones(()), S.R, S.t) for S in truth])
+    a, b = ranges[2]
+    bend = np.zeros((b - a, 4, 3))
+    bend[:, 0] = np.linspace(0.0, 1.0, b - a)[:, None] * [0.04, 0.0, 0.03]
+    results[2] = stitch.apply_corrections(results[2], bend)
+    config = long_configs.get_config()
+    result, info = long_video.stitch(results, ranges, config, "align")
+    assert np.max(info["seam_camera_m_unrefined"]) > 0.005
+    assert np.max(info["seam_camera_m"]) < 1e-3 and np.max(info["seam_pelvis_m"]) < 1e-3
+    np.testing.assert_allclose(info["scale"], 1.0)
+    np.testing.assert_array_equal(result.frame_index, np.arange(len(T)))
+    np.testing.assert_allclose(result.T_world_cam[:ranges[1][0], :3, 3], T[:ranges[1][0], :3, 3],
+                               atol=0.01)
+    _, concat = long_video.stitch(results, ranges, config, "concat")
+    assert np.max(concat["seam_camera_m"]) > 0.005
+
+
+def _chunks_rigid(transforms):
+    """`_chunks` with the given chunk transforms instead of random similarities."""
+    from tests import test_video_long as tvl
+
+    T, joints, orient = tvl._world(120, 0)
+    ranges = tvl.sampling.overlapping_chunks(120, 40, 12)
+    results = [tvl._chunk_result(T, joints, orient, a, b, S, float(c + 1))
+               for c, ((a, b), S) in enumerate(zip(ranges, transforms, strict=True))]
+    return T, joints, orient, ranges, transforms, results
