@@ -27,6 +27,7 @@ Figures (mean over sequences, and per sequence in `per_sequence`):
   `wa_mpjpe_video_mm_*`: one similarity fitted on the whole video; `cam_ate_m_*`: Sim(3) ATE;
 * `border_step_*` / `interior_step_*`: the largest extra step of the stitched trajectory at the
   borders / at frames away from every border (the floor: keyframe interpolation kinks);
+* `max_correction_{camera,pelvis}_cm_*`: the largest correction the refinement applied;
 * `chunk_wa_mpjpe_mm`: JOSH itself, each chunk in its own world (similarity fitted per chunk);
 * `optimize_s_<seq>`: prepare + compile + run of the chunk batch, not separated (bucket shapes
   differ between sequences, so each may compile; the persistent compile cache is on). On a shared
@@ -223,6 +224,9 @@ def run_sequence(name, presets, overrides, config, long_config, body_cache) -> d
         out[f"border_step_camera_cm_{method}"] = 100 * float(np.max(info["border_step_camera_m"]))
         out[f"border_step_pelvis_cm_{method}"] = 100 * float(
             np.nanmax(info["border_step_pelvis_m"]))
+        for key in ("max_correction_camera_m", "max_correction_pelvis_m"):
+            if key in info:
+                out[f"{key[:-2]}_cm_{method}"] = 100 * info[key]
         interior = interior_steps(result, frame_ranges)
         out[f"interior_step_camera_cm_{method}"] = 100 * interior["camera_m"]
         out[f"interior_step_pelvis_cm_{method}"] = 100 * interior["pelvis_m"]

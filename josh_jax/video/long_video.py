@@ -92,7 +92,8 @@ def stitch(results: list[Result], frame_ranges: list[tuple[int, int]], long_conf
       distance between consecutive mapped chunks on their shared frames, per seam; and
       `border_step_camera_m` / `border_step_pelvis_m`, the stitched trajectory's extra step at
       each seam (`stitch.border_steps`); after a refinement also the seams before it
-      (`seam_*_m_unrefined`) and the largest camera-centre correction (`max_correction_m`).
+      (`seam_*_m_unrefined`) and the largest corrections of a camera centre and of a pelvis
+      (`max_correction_camera_m`, `max_correction_pelvis_m`).
     """
     if method == "align":
         transforms = stitch_lib.align_transforms(
@@ -119,7 +120,10 @@ def stitch(results: list[Result], frame_ranges: list[tuple[int, int]], long_conf
             iters=int(r.iters))
         extra = {"seam_camera_m_unrefined": before["camera_m"],
                  "seam_pelvis_m_unrefined": before["pelvis_m"],
-                 "max_correction_m": float(np.max(np.linalg.norm(delta[:, :, 0], axis=-1)))}
+                 "max_correction_camera_m": float(np.max(np.linalg.norm(delta[:, :, 0], axis=-1))),
+                 "max_correction_pelvis_m": float(np.max(
+                     np.linalg.norm(delta[:, :, 2:2 + results[0].num_tracks], axis=-1),
+                     initial=0.0))}
     seams = stitch_lib.seam_disagreement(mapped, frame_ranges)
     result = stitch_lib.assemble(mapped, frame_ranges, mode)
     steps = stitch_lib.border_steps(result, frame_ranges)
