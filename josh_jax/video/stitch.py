@@ -421,7 +421,7 @@ def seam_tracks(results: list[Result], frame_ranges: Ranges
     x[:, :, 1] = _log_host(R_cam @ np.swapaxes(reference(R_cam, presence[:, :, 1]), -1, -2))
     ref_body = reference(R_body, presence[:, :, 2 + P:])
     x[:, :, 2 + P:] = _log_host(R_body @ np.swapaxes(ref_body, -1, -2)[None])
-    x *= presence[..., None]
+    x = np.where(presence[..., None] > 0, x, 0.0)  # (not x * 0: a missing body may be NaN)
     return x, presence, cover
 
 
