@@ -9,9 +9,9 @@ truth). It is cut into chunks of `long_config.chunk_keyframes` keyframes sharing
 as independent clips by `pipeline.reconstruct_many` (one `optimize_many` batch per bucket shape,
 `long_config.batch_size` chunks at a time: memory is bounded by the chunk batch, not by the
 video's length). `stitch` maps every chunk into chunk 0's world, either with the global alignment
-("align": Sim(3)s solved from all shared frames, camera centres and orientations and bodies,
-chained to chunk 0; then a short joint refinement across the seams, `video/seams.py`; overlaps
-cross-faded) or with JOSH's plain concatenation ("concat", the baseline) and returns one Result at
+("align": one Sim(3) per chunk, rigid by default, solved from all shared frames: camera centres
+and orientations, optionally body joints and the shared keyframes' scene points; then a short
+joint refinement across the seams, `video/seams.py`; overlaps cross-faded) or with JOSH's plain concatenation ("concat", the baseline) and returns one Result at
 every video frame.
 """
 

@@ -2,7 +2,9 @@
 
 Each chunk's Result lives in its own world (its first keyframe camera, metric through the bodies).
 `align_transforms` solves one Sim(3) per chunk into chunk 0's world from every frame the chunks
-share (camera centres and body joints, `sim3.align_chunks`); `concat_transforms` is JOSH's plain
+share (camera centres and orientations, body joints, shared keyframes' scene points, weighted:
+`sim3.align_chunks`); `refine_seams` then bends the mapped chunks by smooth per-frame corrections
+until they agree on their shared frames (`video/seams.py`); `concat_transforms` is JOSH's plain
 concatenation (spec §1.7: each chunk glued rigidly to the previous one at its first frame), the
 baseline. `assemble` merges the mapped chunks at every video frame:
 
