@@ -37,6 +37,7 @@ import glob
 import os
 import time
 
+import numpy as np
 from absl import flags, logging
 from ml_collections import config_flags
 
@@ -74,6 +75,10 @@ _RANDOM_INIT = flags.DEFINE_boolean(
 _FRONTEND_CONFIG = config_flags.DEFINE_config_file(
     "frontend_config", os.path.join(cli.CONFIGS, "frontend.py") + ":default",
     "Front-end config of --video/--frames (experiments/configs/frontend.py).", lock_config=False)
+_LONG_CONFIG = config_flags.DEFINE_config_file(
+    "long_video_config", os.path.join(cli.CONFIGS, "long_video.py") + ":default",
+    "Long-video config (chunks, alignment, seam refinement) of --video/--frames when the video "
+    "has more keyframes than --frontend_config.long_video_keyframes.", lock_config=False)
 _SAVE_CLIP = flags.DEFINE_string(
     "save_clip", None, "With --video/--frames: also save the front end's Clip to this .npz.")
 _CLIPS = flags.DEFINE_string("clips", None, "Glob of input clips, optimized as one batch.")
@@ -260,6 +265,8 @@ def main_video(source: str) -> None:
     body_model = body_models.load_model(_BODY_MODEL.value)
     clip, _ = video_clip(source, config, body_model)
     preflight.check_clip_body(clip, body_model, source)
+    if clip.num_frames > int(frontend_config().long_video_keyframes):
+        return write_long_video(stem, clip, config, body_model, t0)
     summaries = pipeline.run_and_write(
         [(stem, clip, None)], config, body_model, out_dir=_OUT.value, writers=_WRITERS.value,
         vertices=_VERTICES.value, overwrite=_OVERWRITE.value)
@@ -269,6 +276,25 @@ def main_video(source: str) -> None:
     if bad:
         raise InputError(source, "clip", "a clip JOSH can reconstruct",
                          f"{bad[0]['status']}: {bad[0]['problems'][0]}")
+
+
+def write_long_video(stem: str, clip, config, body_model, t0: float) -> None:
+    """A video with more keyframes than one JOSH window: overlapping chunks in one batch, global
+    alignment and the seam refinement (`josh_jax.video.long_video`), one result set."""
+    from josh_jax.video import long_video  # only for long videos
+
+    long_config = _LONG_CONFIG.value
+    logging.info("[long video] %d keyframes: chunks of %d sharing %d", clip.num_frames,
+                 long_config.chunk_keyframes, long_config.overlap_keyframes)
+    result, info = long_video.reconstruct_long(clip, config, body_model, long_config)
+    written = outputs.write_result_set(_OUT.value, stem, result, writers=_WRITERS.value,
+                                       body_model=body_model, vertices=_VERTICES.value)
+    print(f"{stem}: {clip.num_frames} keyframes in {len(info['frame_ranges'])} chunks, "
+          f"largest seam: camera {float(np.max(info['seam_camera_m'])):.3f} m, pelvis "
+          f"{float(np.nanmax(info['seam_pelvis_m'], initial=0.0)):.3f} m")
+    for kind in sorted(written):
+        print(f"  wrote {written[kind]}")
+    print(f"outputs in {os.path.abspath(_OUT.value)} (total {time.perf_counter() - t0:.1f} s)")
 
 
 if __name__ == "__main__":

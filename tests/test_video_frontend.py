@@ -130,14 +130,19 @@ def test_video_without_human3r_checkpoint_is_one_line(tmp_path):
     assert line.startswith("error: --human3r: (flag): expected ") and "fanegg/Human3R" in line
 
 
+def _video(clip, tmp_path):
+    video = tmp_path / "walk.mp4"
+    iio.imwrite(video, clip.images, fps=6, codec="libx264", plugin="FFMPEG")
+    return video
+
+
 @pytest.mark.slow
 def test_run_josh_video_end_to_end_random_weights(tiny, tmp_path):
     """A rendered synthetic video through Human3R (tiny, random) and MASt3R (micro, random):
     a valid Clip (saved, reloaded through the schema), JOSH on it, the result set; each network
     traced once."""
     clip, _ = tiny
-    video = tmp_path / "walk.mp4"
-    iio.imwrite(video, clip.images, fps=6, codec="libx264", plugin="FFMPEG")
+    video = _video(clip, tmp_path)
     out, saved = tmp_path / "out", tmp_path / "walk_clip.npz"
     done = _run_josh([
         f"--video={video}", "--random_init", f"--out={out}", f"--save_clip={saved}",
@@ -159,3 +164,23 @@ def test_run_josh_video_end_to_end_random_weights(tiny, tmp_path):
     assert res.smpl_valid.shape[0] == front.num_people
     summary = json.loads((out / "summary.json").read_text())
     assert summary["clips"][0]["status"] in ("ok", "suspect")
+
+
+@pytest.mark.slow
+def test_run_josh_long_video_goes_through_chunks(tiny, tmp_path):
+    """More keyframes than `long_video_keyframes`: chunks, alignment, one result set."""
+    clip, _ = tiny
+    out = tmp_path / "out"
+    done = _run_josh([
+        f"--video={_video(clip, tmp_path)}", "--random_init", f"--out={out}",
+        f"--frontend_config={os.path.join(ROOT, 'experiments/configs/frontend.py')}:tiny",
+        "--frontend_config.interval=1", "--frontend_config.long_video_keyframes=4",
+        f"--long_video_config={os.path.join(ROOT, 'experiments/configs/long_video.py')}:tiny",
+        "--long_video_config.chunk_keyframes=4", "--long_video_config.overlap_keyframes=2",
+        f"--config={os.path.join(ROOT, 'experiments/configs/josh.py')}:fast",
+        "--config.stage1.iters=6", "--config.stage2.iters=3", "--writers=npz"])
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    n = len(clip.images)
+    assert f"walk: {n} keyframes in 2 chunks" in done.stdout
+    res = load_result_npz(str(out / "walk.npz"))
+    assert res.T_world_cam.shape == (n, 4, 4) and np.isfinite(res.T_world_cam).all()

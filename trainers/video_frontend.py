@@ -274,8 +274,9 @@ def load_human3r(path: str | None, config, *, random_init: bool,
 
 def load_matcher(path: str | None, config, *, random_init: bool) -> PairMatcher | None:
     """The MASt3R matcher: from a checkpoint (`.pth`/`.safetensors`/`.npz`, a MASt3R or JOSH3R
-    state dict, or a converted Flax `.npz`); random weights with `random_init` when
-    `config.matcher == "mast3r"`; else None (geometric matches)."""
+    state dict, or a converted Flax `.npz`); random weights with `random_init` unless
+    `config.matcher == "geometry"` (a random Human3R's geometry rarely yields a single match);
+    else None (geometric matches)."""
     if path:
         if not os.path.exists(path):
             raise InputError(path, "(file)", "an existing MASt3R checkpoint", "no such file")
@@ -284,7 +285,7 @@ def load_matcher(path: str | None, config, *, random_init: bool) -> PairMatcher 
         except trainers_convert.ConversionError as e:
             raise InputError(path, "(checkpoint)", "a MASt3R state dict for config.mast3r",
                              " ".join(str(e).splitlines())[:300]) from e
-    elif random_init and config.matcher == "mast3r":
+    elif random_init and config.matcher != "geometry":
         logging.info("[frontend] MASt3R: random weights (--random_init, seed %d)", config.seed)
         model = MASt3R(config.mast3r, rngs=nnx.Rngs(int(config.seed)))
     else:

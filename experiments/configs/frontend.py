@@ -33,6 +33,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.interval = 5  # keyframe stride k in video frames (JOSH opt_interval); the last frame is forced in
     c.window = 10  # pairs (i, j) with 0 < j - i <= window keyframes, each once (JOSH window-10)
     c.max_frames = 0  # stop reading after this many video frames (0: the whole video)
+    # More keyframes than this (JOSH's window is the whole video under 1 + 2 k (M - 1) = 201
+    # frames: 41 keyframes): the long-video path (chunks, alignment, seam refinement).
+    c.long_video_keyframes = 41
     # --- Human3R (bodies, track ids, camera-frame pointmaps + confidence, cameras) ---
     c.human3r = human3r_configs.get_config(human3r_size)
     c.human3r.unlock()
