@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import imageio.v3 as iio
+import jax
 import numpy as np
 import pytest
 from flax import nnx
@@ -102,8 +103,10 @@ def test_batched_mast3r_matcher_equals_per_pair_matching():
     matches, conf = matcher(images, pairs)
     assert matcher.traces == 1
     frames = images.astype(np.float32) / 255.0 * 2.0 - 1.0
+    graphdef, state = nnx.split(model)
+    symmetric = jax.jit(lambda s, a, b: nnx.merge(graphdef, s).symmetric(a, b))  # batch of 1
     for e, (i, j) in enumerate(pairs):
-        res = model.symmetric(frames[i:i + 1], frames[j:j + 1])
+        res = symmetric(state, frames[i:i + 1], frames[j:j + 1])
         order = (0, 1, 2, 3)
         xy1, xy2, c = matching.extract_correspondences(
             tuple(np.asarray(res[k].desc[0]) for k in order),
