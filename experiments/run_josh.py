@@ -135,10 +135,12 @@ def video_clip(source: str, config, body_model):
     from trainers import video_frontend  # networks (flax) only for video inputs
 
     fcfg = frontend_config()
+    if not (_HUMAN3R.value or _RANDOM_INIT.value):  # before anything is read or loaded
+        raise InputError("--human3r", "(flag)", OFFICIAL_CHECKPOINT, "none")
+    fps = frames_lib.frame_rate(source)  # refuses an unreadable video before loading networks
     params = video_frontend.load_human3r(_HUMAN3R.value, fcfg, random_init=_RANDOM_INIT.value,
                                          missing_message=OFFICIAL_CHECKPOINT)
     matcher = video_frontend.load_matcher(_MAST3R.value, fcfg, random_init=_RANDOM_INIT.value)
-    fps = frames_lib.frame_rate(source)  # also refuses an unreadable video early
     stream = frames_lib.iter_frames(source, max_frames=int(fcfg.max_frames) or None)
     frontend = video_frontend.VideoFrontend(params, body_model, fcfg, matcher=matcher)
     clip, stages = frontend(stream, fps)
