@@ -31,6 +31,15 @@ def test_converged_compares_the_loss_window_back():
     assert not bool(converged(curve, 4, 0.0, 2))  # rel_tol 0: off
 
 
+def test_converged_waits_for_the_floor():
+    curve = jnp.array([[10.0], [10.0], [10.0], [10.0], [10.0], [10.0]])  # a flat plateau
+    assert bool(converged(curve, 2, 0.01, 2))  # no floor: stops after one window
+    assert not bool(converged(curve, 2, 0.01, 2, min_iter=4))
+    assert not bool(converged(curve, 3, 0.01, 2, min_iter=4))
+    assert bool(converged(curve, 4, 0.01, 2, min_iter=4))
+    assert bool(converged(curve, 5, 0.01, 2, min_iter=4))
+
+
 def _config(shared_buckets: bool):
     cfg = josh_config.get_config("default")
     cfg.stage1.iters = 30

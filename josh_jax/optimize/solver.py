@@ -11,6 +11,7 @@ whose loss ends above `DIVERGENCE_FACTOR` times its start is flagged; both per c
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import NamedTuple
 
 import jax
@@ -192,21 +193,23 @@ def _all_finite(tree):
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
-def converged(curve, i, rel_tol: float, window: int):
+def converged(curve, i, rel_tol: float, window: int, min_iter: int = 0):
     """Whether the total loss has stopped moving at row `i` of a stage's curve.
 
     True when |L_i - L_{i-window}| <= rel_tol |L_i| (L = curve[:, 0], the loss at the start of
-    each iteration); never before row `window`, never with rel_tol <= 0.
+    each iteration); never before row max(window, min_iter), never with rel_tol <= 0.
 
     Args:
       curve: float[I, C] the stage's curve so far (rows > i unused); i: int[] current row.
       rel_tol: relative change tolerance (static); window: iterations compared (static).
+      min_iter: the earliest row at which the stage may stop (static; the floor
+        `convergence.min_fraction` x the stage's iterations).
     """
     if rel_tol <= 0 or window <= 0:
         return jnp.zeros((), bool)
     now = curve[i, 0]
     before = curve[jnp.maximum(i - window, 0), 0]
-    return (i >= window) & (jnp.abs(now - before) <= rel_tol * jnp.abs(now))
+    return (i >= max(window, min_iter)) & (jnp.abs(now - before) <= rel_tol * jnp.abs(now))
 
 
 def _run_stage(params: Params, problem: Problem, config, stage: int, ok):
@@ -223,6 +226,9 @@ def _run_stage(params: Params, problem: Problem, config, stage: int, ok):
     conv = config.get("convergence")
     rel_tol = float(conv.rel_tol) if conv is not None else 0.0
     window = int(conv.window) if conv is not None else 0
+    # The floor: a stage never stops before this share of its iterations (a noisy clip's loss
+    # can plateau for a window while the cameras are still far from their optimum).
+    min_iter = math.ceil(float(conv.get("min_fraction", 0.0)) * iters) if conv is not None else 0
     tx = _optimizer(problem, config, stage, params)
     # Per-match constants of the stage (stage 1 freezes the focal), computed once outside the loop.
     constants = stage_constants(problem, stage, focal_of(params, problem.cameras))
@@ -239,7 +245,7 @@ def _run_stage(params: Params, problem: Problem, config, stage: int, ok):
         new_params = dataclasses.replace(new_params, cam_quat=normalize_quat(new_params.cam_quat))
         ok = ok & jnp.isfinite(loss) & _all_finite(new_params)
         # A converged loss ends the stage before this step's update is applied.
-        done = converged(curve, i, rel_tol, window)
+        done = converged(curve, i, rel_tol, window, min_iter)
         use = ok & ~done
         keep = lambda new, old: jax.tree_util.tree_map(lambda x, y: jnp.where(use, x, y), new, old)
         applied = applied + use.astype(jnp.int32)
