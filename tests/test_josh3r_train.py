@@ -28,7 +28,7 @@ from experiments.configs import josh3r_train
 from experiments.configs import synthetic as synthetic_config
 from josh_jax.errors import InputError
 from josh_jax.synthetic import generate_clip
-from trainers import convert, josh3r, pair_iterator, parallel, train, train_state
+from trainers import convert, josh3r, pair_iterator, parallel, pretrained, train, train_state
 from trainers import data as data_lib
 from trainers import pair_loss as losses
 
@@ -285,11 +285,11 @@ def test_init_weights_from_mast3r_and_josh3r_files(tmp_path):
 
 def test_init_weights_from_pytorch_state_dicts(tmp_path):
     """The PyTorch-named tiny JOSH3R state dict of the parity vectors: as JOSH3R weights it fills
-    the model as `convert.load_josh3r` does; its `mast3r.*` part alone (a bare MASt3R state
+    the model as `pretrained.load_josh3r` does; its `mast3r.*` part alone (a bare MASt3R state
     dict) fills exactly the backbone."""
     cfg = josh3r_train.get_config("tiny").model
     path = os.path.join(DATA, "josh3r_tiny_state_dict.npz")
-    reference = convert.flax_state_dict(convert.load_josh3r(path, cfg)[0])
+    reference = convert.flax_state_dict(pretrained.load_josh3r(path, cfg)[0])
     model = josh3r.JOSH3R(cfg, rngs=nnx.Rngs(5))
     train_state.load_init_weights(model, path)
     got = convert.flax_state_dict(model)

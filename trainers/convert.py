@@ -1,9 +1,10 @@
 """PyTorch JOSH3R / MASt3R state dict -> Flax NNX model state.
 
 Usage:
-  sd = load_state_dict_file("josh3r.pth")   # .pth/.pt (needs torch), .npz, .safetensors
-  model, report = load_josh3r(sd, get_config("full").model)   # eval mode, every weight converted
+  report = convert_into(model, state_dict)   # in place; raises ConversionError unless clean
   print(report.summary())
+Files are read and written by `trainers.state_dict_file`; whole models are built and loaded by
+`trainers.pretrained` (`load_josh3r`, `load_mast3r`).
 
 Names: the Flax modules mirror the PyTorch tree; `torch_name_to_flax` applies a short list of
 renames (e.g. `mast3r.dec_blocks.3.` -> `mast3r.decoder.blocks1.3.`, DPT `scratch.refinenet4` ->
@@ -25,9 +26,8 @@ listing them all by name.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -35,10 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from trainers.josh3r import JOSH3R
 from trainers.mast3r import MASt3R
 from trainers.nn.dpt import PatchConvTranspose
-from trainers.nn.layers import shapes_only
 
 
 class ConversionError(ValueError):
@@ -177,7 +175,7 @@ def _leaf_rule(module: nnx.Module, leaf: str):
     return None
 
 
-def _variables(model: nnx.Module) -> dict[str, nnx.Variable]:
+def model_variables(model: nnx.Module) -> dict[str, nnx.Variable]:
     """Param and BatchStat variables of the model by dotted path."""
     out = {}
     for path, node in nnx.iter_graph(model):
@@ -204,7 +202,7 @@ def convert_into(model: nnx.Module, state_dict: Mapping[str, Any], *,
     """
     # A bare MASt3R checkpoint has no "mast3r." prefix; our MASt3R model has none either.
     is_mast3r = isinstance(model, MASt3R)
-    targets = _variables(model)
+    targets = model_variables(model)
     filled: set[str] = set()
     layers: dict[str, dict[int, np.ndarray]] = {}  # stacked variable -> layer -> value
     report = ConversionReport()
@@ -291,7 +289,7 @@ def _write_layers(targets: Mapping[str, nnx.Variable], layers: Mapping[str, dict
             stacked = np.stack([got[i] for i in range(n)])
         else:  # layers the checkpoint lacks keep their values (zeros in an abstract model)
             current = var.get_value()
-            stacked = (np.zeros(current.shape, current.dtype) if _is_abstract(current)
+            stacked = (np.zeros(current.shape, current.dtype) if is_abstract(current)
                        else np.array(current))
             for i, value in got.items():
                 stacked[i] = value
@@ -350,7 +348,7 @@ def load_flax_state(model: nnx.Module, state: Mapping[str, Any], *,
     Files written before the blocks were stacked (one name per layer, e.g.
     `mast3r.encoder.blocks.3.attn.qkv.kernel`) load into the stacked variables too.
     """
-    targets = _variables(model)
+    targets = model_variables(model)
     report = ConversionReport()
     layers: dict[str, dict[int, np.ndarray]] = {}
     filled: set[str] = set()
@@ -387,165 +385,11 @@ def load_flax_state(model: nnx.Module, state: Mapping[str, Any], *,
     return report
 
 
-def _is_abstract(value: Any) -> bool:
+def is_abstract(value: Any) -> bool:
+    """True for a `jax.ShapeDtypeStruct` (a variable of an abstract model)."""
     return isinstance(value, jax.ShapeDtypeStruct)
-
-
-def abstract_model(cls, config, seed: int = 0) -> nnx.Module:
-    """`cls(config)` with `jax.ShapeDtypeStruct` weights: the structure only, no values drawn.
-
-    Built eagerly under `trainers.nn.layers.shapes_only` (random initialisers return shapes;
-    small constant-initialised variables such as biases and norms stay concrete), which is far
-    faster than tracing the constructor with `nnx.eval_shape`.
-    """
-    with shapes_only():
-        return cls(config, rngs=nnx.Rngs(seed))
-
-
-def concretise(model: nnx.Module, cls, config, seed: int) -> nnx.Module:
-    """A loaded abstract model made concrete.
-
-    Parameters and statistics the checkpoint filled are kept; RNG stream state (dropout keys
-    and counters) gets fresh values from `seed`. Only when some parameter or statistic was not
-    in the checkpoint (non-strict loading) is the model built eagerly (random initial values)
-    and the loaded values copied into it.
-    """
-    flat = [(path, var) for path, var in nnx.to_flat_state(nnx.state(model))
-            if _is_abstract(var.get_value())]
-    if any(isinstance(var, (nnx.Param, nnx.BatchStat)) for _, var in flat):
-        eager = cls(config, rngs=nnx.Rngs(seed))
-        targets = _variables(eager)
-        for name, var in _variables(model).items():
-            if not _is_abstract(var.get_value()):
-                targets[name].set_value(var.get_value())
-        return eager
-    key = jax.random.key(seed)
-    for i, (_, var) in enumerate(flat):
-        sds = var.get_value()
-        if jax.dtypes.issubdtype(sds.dtype, jax.dtypes.prng_key):
-            var.set_value(jax.random.fold_in(key, i))
-        else:
-            var.set_value(jnp.zeros(sds.shape, sds.dtype))
-    return model
-
-
-def _build_and_load(cls, state_dict, config, source, strict, seed):
-    # Abstract build (no random draws), filled from the checkpoint; variables the checkpoint
-    # lacks keep their initial values when strict=False (`concretise`).
-    model = abstract_model(cls, config, seed)
-    if is_flax_state(state_dict):
-        report = load_flax_state(model, state_dict, source=source)
-    else:
-        report = convert_into(model, state_dict, source=source, strict=False)
-    if strict and not report.ok:
-        raise ConversionError(f"{source}: the state dict does not fit the {cls.__name__} "
-                              f"model\n{report.summary()}")
-    model = concretise(model, cls, config, seed)
-    model.eval()
-    return model, report
-
-
-def load_josh3r(state_dict: Mapping[str, Any] | str | os.PathLike, config, *,
-                strict: bool = True, seed: int = 0) -> tuple[JOSH3R, ConversionReport]:
-    """Builds a JOSH3R from a PyTorch state dict (or a checkpoint path) in eval mode.
-
-    Also accepts the converted Flax state written by `experiments/convert_josh3r.py`
-    (`.npz` with dotted Flax paths), so inference can take either file.
-
-    Returns (model, report); raises ConversionError if strict and not clean.
-    """
-    source = "state dict"
-    if isinstance(state_dict, (str, os.PathLike)):
-        source = os.fspath(state_dict)
-        state_dict = load_state_dict_file(source)
-    return _build_and_load(JOSH3R, state_dict, config, source, strict, seed)
-
-
-def load_mast3r(state_dict: Mapping[str, Any] | str | os.PathLike, config, *,
-                strict: bool = True, seed: int = 0) -> tuple[MASt3R, ConversionReport]:
-    """Like load_josh3r for the MASt3R backbone alone.
-
-    Accepts a bare MASt3R state dict or a JOSH3R one (its `mast3r.*` entries are used; other
-    JOSH3R entries are dropped before conversion).
-    """
-    source = "state dict"
-    if isinstance(state_dict, (str, os.PathLike)):
-        source = os.fspath(state_dict)
-        state_dict = load_state_dict_file(source)
-    if any(k.startswith("mast3r.") for k in state_dict):
-        state_dict = {k[len("mast3r."):]: v for k, v in state_dict.items()
-                      if k.startswith("mast3r.")}
-    return _build_and_load(MASt3R, state_dict, config, source, strict, seed)
-
-
-def _unwrap(obj: Any, path: str) -> Mapping[str, Any]:
-    """Finds the state dict inside a loaded checkpoint ({'state_dict': ...}, {'model': ...})."""
-    if isinstance(obj, Mapping):
-        for key in ("state_dict", "model"):
-            if key in obj and isinstance(obj[key], Mapping):
-                return obj[key]
-        if all(isinstance(k, str) for k in obj):
-            return obj
-    raise ConversionError(f"{path}: expected a state dict (name -> tensor) or a dict with key "
-                          f"'state_dict' or 'model', found {type(obj).__name__}")
-
-
-def load_state_dict_file(path: str | os.PathLike) -> dict[str, Any]:
-    """Reads a state dict: `.pth`/`.pt` (optional torch), `.npz`, `.safetensors`.
-
-    Returns name -> numpy array (torch tensors are converted; bfloat16 becomes float32).
-    """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ConversionError(f"{path}: file not found")
-    ext = os.path.splitext(path)[1].lower()
-    if ext in (".pth", ".pt", ".bin", ".ckpt"):
-        try:
-            import torch  # pylint: disable=import-outside-toplevel
-        except ImportError as e:
-            raise ConversionError(
-                f"{path}: reading PyTorch checkpoints needs torch (pip install torch, CPU build "
-                f"is enough), or convert it to .npz/.safetensors elsewhere first") from e
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-        sd = _unwrap(obj, path)
-        out = {}
-        for k, v in sd.items():
-            if hasattr(v, "detach"):
-                v = v.detach().cpu()
-                v = (v.float() if v.is_floating_point() else v).numpy()
-            out[k] = np.asarray(v)
-        return out
-    if ext == ".npz":
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    if ext == ".safetensors":
-        try:
-            from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
-        except ImportError as e:
-            raise ConversionError(f"{path}: reading .safetensors needs the safetensors package "
-                                  f"(pip install safetensors)") from e
-        return dict(load_file(path))
-    raise ConversionError(f"{path}: unknown checkpoint extension {ext!r}: expected .pth, .pt, "
-                          f".npz or .safetensors")
-
-
-def save_state_dict_npz(path: str | os.PathLike, state: Mapping[str, np.ndarray]) -> None:
-    """Writes name -> array to `.npz` via a temporary file in the same folder, then os.replace."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}.npz"
-    try:
-        np.savez(tmp, **{k: np.asarray(v) for k, v in state.items()})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def flax_state_dict(model: nnx.Module) -> dict[str, np.ndarray]:
     """Param and BatchStat arrays of a model by dotted Flax path (host numpy)."""
-    return {k: np.asarray(v.get_value()) for k, v in _variables(model).items()}
-
-
-def iter_manifest(entries: Iterable[Mapping[str, Any]]) -> dict[str, tuple[int, ...]]:
-    """{'name', 'shape'} entries (josh3r_state_dict_manifest.json) -> name -> shape."""
-    return {e["name"]: tuple(e["shape"]) for e in entries}
+    return {k: np.asarray(v.get_value()) for k, v in model_variables(model).items()}

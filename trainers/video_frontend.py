@@ -47,6 +47,7 @@ from josh_jax.prepare.focal import weiszfeld_focal
 from josh_jax.video import contacts as contacts_lib
 from josh_jax.video import geometric_matches, masks, sampling
 from trainers import convert as trainers_convert
+from trainers import pretrained
 from trainers.human3r import convert as human3r_convert
 from trainers.human3r import infer as human3r_infer
 from trainers.human3r.convert import Human3rParams
@@ -281,7 +282,7 @@ def load_matcher(path: str | None, config, *, random_init: bool) -> PairMatcher 
         if not os.path.exists(path):
             raise InputError(path, "(file)", "an existing MASt3R checkpoint", "no such file")
         try:
-            model, _ = trainers_convert.load_mast3r(path, config.mast3r)
+            model, _ = pretrained.load_mast3r(path, config.mast3r)
         except trainers_convert.ConversionError as e:
             raise InputError(path, "(checkpoint)", "a MASt3R state dict for config.mast3r",
                              " ".join(str(e).splitlines())[:300]) from e
