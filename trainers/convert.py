@@ -184,6 +184,79 @@ def model_variables(model: nnx.Module) -> dict[str, nnx.Variable]:
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class _Target:
+    """Where one checkpoint entry goes: a variable, or one layer of a stacked variable."""
+
+    var: nnx.Variable
+    path: str                  # dotted Flax path of the variable
+    layer: int | None          # row of a stacked variable, else None
+    kind: type                 # the Flax module type (selects the layout transform)
+    transform: _T
+    expected: tuple[int, ...]  # Flax shape of the entry (one layer's for a stacked variable)
+
+    @property
+    def key(self) -> str:
+        return self.path if self.layer is None else f"{self.path}[{self.layer}]"
+
+
+def _find_target(model: nnx.Module, targets: Mapping[str, nnx.Variable], full_name: str,
+                 is_mast3r: bool) -> _Target | None:
+    """The variable a (prefixed) PyTorch name fills, or None when nothing matches."""
+    path = torch_name_to_flax(full_name)
+    if is_mast3r:
+        if not path.startswith("mast3r."):
+            return None
+        path = path[len("mast3r."):]
+    resolved = _resolve(model, path)
+    rule = resolved and _leaf_rule(*resolved[:2])
+    if not rule:
+        return None
+    layer = resolved[2]
+    kind, (attr, transform) = rule
+    target_path = stacked_path(path.rsplit(".", 1)[0], layer) + "." + attr
+    var = targets.get(target_path)
+    if var is None:
+        return None
+    expected = tuple(var.shape) if hasattr(var, "shape") else tuple(var.get_value().shape)
+    if layer is not None:
+        if not expected or not 0 <= layer < expected[0]:
+            return None
+        expected = expected[1:]
+    return _Target(var, target_path, layer, kind, transform, expected)
+
+
+def _shape_mismatch(name: str, target: _Target, src_shape: tuple[int, ...]) -> str | None:
+    """The report line when the entry's shape (after the layout transform) does not fit."""
+    got = _transposed_shape(target.kind, name.rsplit(".", 1)[-1], src_shape)
+    if got == target.expected:
+        return None
+    layer = "" if target.layer is None else f"[{target.layer}]"
+    return (f"{name}: expected {_torch_shape(target.kind, name, target.expected)} (Flax "
+            f"{target.path}{layer} {target.expected}), found {src_shape}")
+
+
+def _store(name: str, target: _Target, arr: np.ndarray, filled: set[str],
+           layers: dict[str, dict[int, np.ndarray]]) -> str | None:
+    """Writes one converted entry (a stacked layer is collected for `_write_layers`).
+
+    A second name for a slot already filled (an alias: DPT `scratch.layer_rn.i` ==
+    `layer{i+1}_rn`) must hold the same values; returns the report line when it does not.
+    """
+    dtype = target.var.get_value().dtype
+    if target.key in filled:
+        held = (np.asarray(target.var.get_value()) if target.layer is None
+                else layers[target.path][target.layer])
+        if not np.array_equal(held, arr.astype(dtype)):
+            return (f"{name}: aliases {target.path} but holds different values than the entry "
+                    f"loaded first")
+    elif target.layer is None:
+        target.var.set_value(jnp.asarray(arr, dtype=dtype))
+    else:
+        layers.setdefault(target.path, {})[target.layer] = arr.astype(dtype)
+    return None
+
+
 def convert_into(model: nnx.Module, state_dict: Mapping[str, Any], *,
                  source: str = "checkpoint", shapes_only: bool = False,
                  strict: bool = True) -> ConversionReport:
@@ -207,62 +280,26 @@ def convert_into(model: nnx.Module, state_dict: Mapping[str, Any], *,
     layers: dict[str, dict[int, np.ndarray]] = {}  # stacked variable -> layer -> value
     report = ConversionReport()
     for name in state_dict.keys():
-        full = name
-        if is_mast3r and not name.startswith("mast3r."):
-            full = "mast3r." + name
+        full = "mast3r." + name if is_mast3r and not name.startswith("mast3r.") else name
         if is_skipped(full):
             report.skipped.append(name)
             continue
-        path = torch_name_to_flax(full)
-        if is_mast3r:
-            if not path.startswith("mast3r."):
-                report.unmatched.append(name)
-                continue
-            path = path[len("mast3r."):]
-        resolved = _resolve(model, path)
-        rule = resolved and _leaf_rule(*resolved[:2])
-        if not rule:
+        target = _find_target(model, targets, full, is_mast3r)
+        if target is None:
             report.unmatched.append(name)
             continue
-        layer = resolved[2]
-        kind, (attr, transform) = rule
-        target_path = stacked_path(path.rsplit(".", 1)[0], layer) + "." + attr
-        var = targets.get(target_path)
-        if var is None:
-            report.unmatched.append(name)
-            continue
-        expected = tuple(var.shape) if hasattr(var, "shape") else tuple(var.get_value().shape)
-        if layer is not None:
-            if not expected or not 0 <= layer < expected[0]:
-                report.unmatched.append(name)
-                continue
-            expected = expected[1:]
         value = state_dict[name]
         src_shape = tuple(value) if shapes_only else tuple(np.shape(value))
-        got = _transposed_shape(kind, name.rsplit(".", 1)[-1], src_shape)
-        if got != expected:
-            report.mismatched.append(
-                f"{name}: expected {_torch_shape(kind, name, expected)} (Flax {target_path}"
-                f"{'' if layer is None else f'[{layer}]'} {expected}), found {src_shape}")
+        problem = _shape_mismatch(name, target, src_shape)
+        if problem is None and shapes_only and target.layer is not None:
+            layers.setdefault(target.path, {})[target.layer] = None
+        elif problem is None and not shapes_only:
+            arr = target.transform(_to_numpy(value, name, source))
+            problem = _store(name, target, arr, filled, layers)
+        if problem is not None:
+            report.mismatched.append(problem)
             continue
-        key = target_path if layer is None else f"{target_path}[{layer}]"
-        if layer is not None and shapes_only:
-            layers.setdefault(target_path, {})[layer] = None
-        if not shapes_only:
-            arr = transform(_to_numpy(value, name, source))
-            dtype = var.get_value().dtype
-            if key in filled:  # an alias (DPT scratch.layer_rn.i == layer{i+1}_rn)
-                held = (np.asarray(var.get_value()) if layer is None
-                        else layers[target_path][layer])
-                if not np.array_equal(held, arr.astype(dtype)):
-                    report.mismatched.append(f"{name}: aliases {target_path} but holds different "
-                                             f"values than the entry loaded first")
-                    continue
-            elif layer is None:
-                var.set_value(jnp.asarray(arr, dtype=dtype))
-            else:
-                layers.setdefault(target_path, {})[layer] = arr.astype(dtype)
-        filled.add(key)
+        filled.add(target.key)
         report.loaded.append(name)
     missing = _write_layers(targets, layers, filled, shapes_only)
     report.missing = sorted((set(targets) - filled - {p for p, _ in missing})
