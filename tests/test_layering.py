@@ -33,7 +33,7 @@ JOSH_JAX_STAGES = (
     ("prepare", ("josh_jax.prepare",)),
     ("optimize", ("josh_jax.optimize",)),
     ("result", ("josh_jax.result", "josh_jax.world", "josh_jax.result_checks",
-                "josh_jax.video.stitch")),
+                "josh_jax.video.stitch", "josh_jax.video.seam_refine")),
     ("outputs", ("josh_jax.io", "josh_jax.evaluate", "josh_jax.metrics")),
     ("pipeline", ("josh_jax.pipeline", "josh_jax.video.long_video")),
 )
