@@ -50,6 +50,7 @@ from trainers import convert as trainers_convert
 from trainers import pretrained
 from trainers.human3r import convert as human3r_convert
 from trainers.human3r import infer as human3r_infer
+from trainers.human3r import summary as human3r_summary
 from trainers.human3r.convert import Human3rParams
 from trainers.mast3r import MASt3R
 from trainers.mast3r_matcher import PairMatcher
@@ -157,7 +158,7 @@ class VideoFrontend:
         # pointmap; JOSH's clipped estimator keeps it sane when the network is not (random init).
         focal = np.asarray([weiszfeld_focal(p) for p in pointmaps])
         hmr_focal = float(np.median(focal))
-        tracks = human3r_infer.track_arrays(run, self.body_model)
+        tracks = human3r_summary.track_arrays(run, self.body_model)
         P = len(tracks["ids"])
 
         t = time.perf_counter()
