@@ -13,7 +13,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from experiments import cli, compile_cache
-from trainers import convert, pretrained, state_dict_file
+from trainers import flax_state, pretrained, state_dict_file
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "JOSH3R config file with preset.")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None,
@@ -28,7 +28,7 @@ def main(argv):
     model, report = pretrained.load_josh3r(_CHECKPOINT.value, _CONFIG.value.model,
                                         strict=_STRICT.value)
     print(report.summary())
-    state_dict_file.save_state_dict_npz(_OUTPUT.value, convert.flax_state_dict(model))
+    state_dict_file.save_state_dict_npz(_OUTPUT.value, flax_state.flax_state_dict(model))
     print(f"wrote {_OUTPUT.value}")
 
 

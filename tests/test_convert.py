@@ -10,7 +10,7 @@ import pytest
 from flax import nnx
 
 from experiments.configs.josh3r import get_config
-from trainers import convert, pretrained, state_dict_file
+from trainers import convert, flax_state, pretrained, state_dict_file
 from trainers.josh3r import JOSH3R, MLPHead, ROIFeatureRegressor
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
@@ -98,7 +98,7 @@ def test_missing_layer_of_a_stacked_block_is_named(state_dict):
 def test_per_layer_flax_state_loads_into_the_stacked_layout(state_dict, loaded):
     """Converted files written before the blocks were stacked (one name per layer) still load."""
     ref_model, _ = loaded
-    stacked = convert.flax_state_dict(ref_model)
+    stacked = flax_state.flax_state_dict(ref_model)
     per_layer = {}
     for name, value in stacked.items():
         for stack in ("encoder.blocks.", "decoder.blocks1.", "decoder.blocks2."):
@@ -111,7 +111,7 @@ def test_per_layer_flax_state_loads_into_the_stacked_layout(state_dict, loaded):
     assert "mast3r.encoder.blocks.1.attn.qkv.kernel" in per_layer
     model, report = pretrained.load_josh3r(per_layer, get_config("tiny").model)
     assert report.ok and not report.missing
-    got = convert.flax_state_dict(model)
+    got = flax_state.flax_state_dict(model)
     for k in stacked:
         np.testing.assert_array_equal(got[k], stacked[k], err_msg=k)
 
@@ -311,8 +311,8 @@ def test_readme_commands_convert_then_infer(tmp_path, state_dict, loaded):
     model, report = pretrained.load_josh3r(out, get_config("tiny").model)
     assert report.ok
     ref_model, _ = loaded
-    ref = convert.flax_state_dict(ref_model)
-    got = convert.flax_state_dict(model)
+    ref = flax_state.flax_state_dict(ref_model)
+    got = flax_state.flax_state_dict(model)
     assert sorted(got) == sorted(ref)
     for k in ref:
         np.testing.assert_array_equal(got[k], ref[k], err_msg=k)

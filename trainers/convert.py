@@ -3,7 +3,8 @@
 Usage:
   report = convert_into(model, state_dict)   # in place; raises ConversionError unless clean
   print(report.summary())
-Files are read and written by `trainers.state_dict_file`; whole models are built and loaded by
+Our own converted files (dotted Flax paths) load through `trainers.flax_state`; files are read
+and written by `trainers.state_dict_file`; whole models are built and loaded by
 `trainers.pretrained` (`load_josh3r`, `load_mast3r`).
 
 Names: the Flax modules mirror the PyTorch tree; `torch_name_to_flax` applies a short list of
@@ -238,7 +239,7 @@ def _shape_mismatch(name: str, target: _Target, src_shape: tuple[int, ...]) -> s
 
 def _store(name: str, target: _Target, arr: np.ndarray, filled: set[str],
            layers: dict[str, dict[int, np.ndarray]]) -> str | None:
-    """Writes one converted entry (a stacked layer is collected for `_write_layers`).
+    """Writes one converted entry (a stacked layer is collected for `write_layers`).
 
     A second name for a slot already filled (an alias: DPT `scratch.layer_rn.i` ==
     `layer{i+1}_rn`) must hold the same values; returns the report line when it does not.
@@ -301,13 +302,20 @@ def convert_into(model: nnx.Module, state_dict: Mapping[str, Any], *,
             continue
         filled.add(target.key)
         report.loaded.append(name)
-    missing = _write_layers(targets, layers, filled, shapes_only)
-    report.missing = sorted((set(targets) - filled - {p for p, _ in missing})
-                            | {f"{p}[{i}]" for p, i in missing})
+    report.missing = write_layers(targets, layers, filled, shapes_only)
     if strict and not report.ok:
         raise ConversionError(f"{source}: the state dict does not fit the "
                               f"{type(model).__name__} model\n{report.summary()}")
     return report
+
+
+def write_layers(targets: Mapping[str, nnx.Variable], layers: Mapping[str, dict[int, Any]],
+                 filled: set[str], shapes_only: bool) -> list[str]:
+    """Writes the collected layers of stacked variables; returns the sorted names of every
+    variable (`path`) or layer (`path[i]`) not filled: the report's `missing`."""
+    missing = _write_layers(targets, layers, filled, shapes_only)
+    return sorted((set(targets) - filled - {p for p, _ in missing})
+                  | {f"{p}[{i}]" for p, i in missing})
 
 
 def _write_layers(targets: Mapping[str, nnx.Variable], layers: Mapping[str, dict[int, Any]],
@@ -361,72 +369,6 @@ def _to_numpy(value: Any, name: str, source: str) -> np.ndarray:
     return arr
 
 
-def is_flax_state(state: Mapping[str, Any]) -> bool:
-    """True for a converted Flax state (dotted Flax paths, e.g. from `flax_state_dict`)."""
-    return any(k.startswith(("mast3r.encoder.", "encoder.patch_embed.")) for k in state)
-
-
-def _legacy_layer(name: str, targets: Mapping[str, nnx.Variable]) -> tuple[str, int] | None:
-    """(stacked path, layer) of a per-layer Flax name (`encoder.blocks.3.attn...`, written
-    before the blocks were stacked), or None."""
-    parts = name.split(".")
-    for i, part in enumerate(parts):
-        if part.isdigit():
-            path = ".".join(parts[:i] + parts[i + 1:])
-            if path in targets:
-                return path, int(part)
-    return None
-
-
-def load_flax_state(model: nnx.Module, state: Mapping[str, Any], *,
-                    source: str = "checkpoint") -> ConversionReport:
-    """Fills `model` from a dotted-Flax-path state (as written by `flax_state_dict`).
-
-    Files written before the blocks were stacked (one name per layer, e.g.
-    `mast3r.encoder.blocks.3.attn.qkv.kernel`) load into the stacked variables too.
-    """
-    targets = model_variables(model)
-    report = ConversionReport()
-    layers: dict[str, dict[int, np.ndarray]] = {}
-    filled: set[str] = set()
-    for name in state.keys():
-        var, path, layer = targets.get(name), name, None
-        if var is None:
-            legacy = _legacy_layer(name, targets)
-            if legacy is None:
-                report.unmatched.append(name)
-                continue
-            path, layer = legacy
-            var = targets[path]
-        value = np.asarray(state[name])
-        expected = tuple(var.get_value().shape)
-        if layer is not None:
-            if not 0 <= layer < expected[0]:
-                report.unmatched.append(name)
-                continue
-            expected = expected[1:]
-        if tuple(value.shape) != expected:
-            report.mismatched.append(f"{name}: expected {expected}, found {tuple(value.shape)}")
-            continue
-        dtype = var.get_value().dtype
-        if layer is None:
-            var.set_value(jnp.asarray(value, dtype))
-            filled.add(path)
-        else:
-            layers.setdefault(path, {})[layer] = value.astype(dtype)
-            filled.add(f"{path}[{layer}]")
-        report.loaded.append(name)
-    missing = _write_layers(targets, layers, filled, shapes_only=False)
-    report.missing = sorted((set(targets) - filled - {p for p, _ in missing})
-                            | {f"{p}[{i}]" for p, i in missing})
-    return report
-
-
 def is_abstract(value: Any) -> bool:
     """True for a `jax.ShapeDtypeStruct` (a variable of an abstract model)."""
     return isinstance(value, jax.ShapeDtypeStruct)
-
-
-def flax_state_dict(model: nnx.Module) -> dict[str, np.ndarray]:
-    """Param and BatchStat arrays of a model by dotted Flax path (host numpy)."""
-    return {k: np.asarray(v.get_value()) for k, v in model_variables(model).items()}

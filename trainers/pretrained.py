@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from trainers import convert, state_dict_file
+from trainers import convert, flax_state, state_dict_file
 from trainers.josh3r import JOSH3R
 from trainers.mast3r import MASt3R
 from trainers.nn.layers import shapes_only
@@ -68,8 +68,8 @@ def _build_and_load(cls, state_dict, config, source, strict, seed):
     # Abstract build (no random draws), filled from the checkpoint; variables the checkpoint
     # lacks keep their initial values when strict=False (`concretise`).
     model = abstract_model(cls, config, seed)
-    if convert.is_flax_state(state_dict):
-        report = convert.load_flax_state(model, state_dict, source=source)
+    if flax_state.is_flax_state(state_dict):
+        report = flax_state.load_flax_state(model, state_dict, source=source)
     else:
         report = convert.convert_into(model, state_dict, source=source, strict=False)
     if strict and not report.ok:

@@ -29,7 +29,7 @@ from absl import logging
 from flax import nnx
 
 from josh_jax.errors import InputError
-from trainers import convert, state_dict_file
+from trainers import convert, flax_state, state_dict_file
 
 
 @jax.tree_util.register_dataclass
@@ -191,8 +191,8 @@ def load_init_weights(model: nnx.Module, path: str) -> convert.ConversionReport:
     is_josh3r = any(k.startswith("mast3r.") for k in state)
     if not is_josh3r:
         state = {"mast3r." + k: v for k, v in state.items()}
-    if convert.is_flax_state(state):
-        report = convert.load_flax_state(model, state, source=path)
+    if flax_state.is_flax_state(state):
+        report = flax_state.load_flax_state(model, state, source=path)
     else:
         report = convert.convert_into(model, state, source=path, strict=False)
     kind = "JOSH3R" if is_josh3r else "MASt3R"
