@@ -10,6 +10,7 @@ outputs) and output of this project is a matrix, the SO(3) code must sit below `
 `body_models`, and the handful of operations needed here are a few lines each.
 """
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
@@ -51,6 +52,7 @@ def se3_apply(T: Float[Array, "... 4 4"], x: Float[Array, "... N 3"]) -> Float[A
     return jnp.einsum("...ij,...nj->...ni", T[..., :3, :3], x) + T[..., None, :3, 3]
 
 
+@jax.jit  # one program: op-by-op dispatch of the slerp costs seconds of compiles on CPU
 def se3_interpolate(
     T_keys: Float[Array, "K 4 4"], t_keys: Float[Array, " K"], t_query: Float[Array, " Q"]
 ) -> Float[Array, "Q 4 4"]:

@@ -96,7 +96,8 @@ def reconstruct_many(clips: Sequence[Clip], config, body_model
 def _log_prepared(prepared: list, prepare_s: float) -> None:
     logging.info("[prepare] %d clip(s) in %.2f s (%s matches, %s contact entries)", len(prepared),
                  prepare_s, [info.num_matches for _, info in prepared],
-                 [sum(len(c.image) for c in info.contacts) for _, info in prepared])
+                 [sum(len(c.image) for c in info.contacts if c is not None)
+                  for _, info in prepared])
 
 
 def check_batch_memory(prepared: list, clips: Sequence[Clip], config, body_model) -> None:

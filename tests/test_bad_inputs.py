@@ -19,6 +19,7 @@ from experiments.configs import josh as josh_config
 from experiments.configs import synthetic as synthetic_config
 from josh_jax import pipeline, preflight, synthetic
 from josh_jax.clip import ClipFormatError, load_any, read_npz, save_clip, to_arrays
+from josh_jax.clip.io import read_npz_headers
 from josh_jax.errors import InputError
 from josh_jax.io import atomic, outputs
 from josh_jax.result_checks import result_problems
@@ -93,6 +94,29 @@ def test_member_over_the_size_cap_is_refused(tmp_path, config):
     assert "limits.max_member_mb=1 MB" in _refusal(path, small, "pointmaps")
 
 
+def test_whole_file_over_the_size_cap_is_refused(tmp_path, config):
+    path = tmp_path / "many.npz"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+        for key in ("pointmaps", "confs"):  # 2 MB each: under the member cap, 4 MB in all
+            _write_member(zf, key, (2, 256, 256, 4), np.float32, 2 * 256 * 256 * 16)
+    small = josh_config.get_config("default")
+    small.limits.max_member_mb = 3
+    small.limits.max_file_mb = 3
+    assert "limits.max_file_mb=3 MB inflated" in _refusal(path, small, "(file)")
+
+
+def test_compression_ratio_applies_only_above_its_size(tmp_path, config):
+    """A small, very compressible member passes (zeros are legal data); the same member counts as a
+    bomb once `limits.ratio_min_mb` is below its inflated size."""
+    path = tmp_path / "zeros.npz"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        _write_member(zf, "pointmaps", (4, 256, 256, 3), np.float32, 4 * 256 * 256 * 12)
+    assert read_npz_headers(path, config.limits)["pointmaps"].shape == (4, 256, 256, 3)
+    strict = josh_config.get_config("default")
+    strict.limits.ratio_min_mb = 1
+    assert "a zip bomb?" in _refusal(path, strict, "pointmaps")
+
+
 def test_header_claiming_more_data_than_present_is_reported_as_such(tmp_path, config):
     path = tmp_path / "liar.npz"
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -131,6 +155,8 @@ def test_not_an_npz(tmp_path, config):
     ("max_pairs", 8, "pairs", "E=12"),
     ("max_tracks", 0, "smpl_valid", "P=1"),
     ("max_vertices", 100, "contact", "V=6890"),
+    ("max_matches_per_pair", 100, "matches", "M=165"),
+    ("min_image_size", 80, "pointmaps", "H=64"),
 ])
 def test_dimension_limits_from_the_headers(tmp_path, tiny, limit, value, field, symbol):
     path = _save(tmp_path, "clip.npz", *tiny)

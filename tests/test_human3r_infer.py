@@ -169,9 +169,10 @@ def test_streaming_result_and_writers(tmp_path, mannequin, people):
     else:
         assert result.smpl_valid.shape == (0, 6)
     written = write_all(
-        str(tmp_path), "clip", result, writers=("npz", "glb", "tum", "mp4"), body_model=mannequin
+        str(tmp_path), "clip", result, writers=config.writers, body_model=mannequin
     )
     assert all(os.path.getsize(p) > 0 for p in written.values())
+    assert ("clip.person0.amass.npz" in os.listdir(tmp_path)) == people
 
 
 def test_released_step_traces_abstractly(mannequin):
@@ -274,7 +275,10 @@ def test_binary_random_init_end_to_end(tmp_path):
     assert "walk: 4 frames" in done.stdout and (
         "track 0:" in done.stdout or "no person detected" in done.stdout
     )
-    assert sorted(os.listdir(out)) == [
+    names = sorted(os.listdir(out))
+    person = "track 0:" in done.stdout
+    assert ("walk.person0.amass.npz" in names) == person
+    assert [n for n in names if not n.endswith(".amass.npz")] == [
         ".josh.lock",
         "walk.glb",
         "walk.manifest.json",

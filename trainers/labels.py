@@ -119,17 +119,22 @@ def body_bboxes(
     transl_cam: np.ndarray,
 ) -> np.ndarray:
     """float32[T, 4] xyxy pixel box of the projected body mesh in each frame."""
+    boxes = _body_bboxes(body, jnp.asarray(K, jnp.float32), jnp.asarray(R_cam),
+                         jnp.asarray(body_pose), jnp.asarray(betas, jnp.float32),
+                         jnp.asarray(transl_cam))
+    return np.asarray(boxes, np.float32)
 
+
+@jax.jit  # module level: one compiled program per shapes, the body model an argument
+def _body_bboxes(body, K, R_cam, body_pose, betas, transl_cam):
     def one(R, pose, t):
-        verts = body_models.lbs(body, jnp.asarray(betas, jnp.float32), R, pose, t).vertices
+        verts = body_models.lbs(body, betas, R, pose, t).vertices
         z = jnp.maximum(verts[:, 2], 1e-3)
         u = K[0, 0] * verts[:, 0] / z + K[0, 2]
         v = K[1, 1] * verts[:, 1] / z + K[1, 2]
         return jnp.stack([u.min(), v.min(), u.max(), v.max()])
 
-    boxes = jax.jit(jax.vmap(one))(
-        jnp.asarray(R_cam), jnp.asarray(body_pose), jnp.asarray(transl_cam))
-    return np.asarray(boxes, np.float32)
+    return jax.vmap(one)(R_cam, body_pose, transl_cam)
 
 
 def frames_from_synthetic(clip: Any, gt: Any, body: body_models.BodyModel, *, track: int = 0,

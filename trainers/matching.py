@@ -7,7 +7,8 @@ stops as soon as x2 or x1 is unchanged from the previous round (a mutual nearest
 chains still moving after `max_iter` rounds are dropped. Fixed shapes: one slot per seed, with a
 `valid` mask, so the function jits and vmaps. `merge_correspondences` deduplicates and sorts the
 pairs like mast3r's `merge_corres` (host numpy), and `extract_correspondences` merges the four
-directed matchings of a symmetric pair as JOSH's front end does.
+directed matchings of a symmetric pair as JOSH's front end does (`directed_nns` on the device,
+jit/vmap over pairs; `merge_directed` on the host).
 """
 
 from __future__ import annotations
@@ -75,6 +76,56 @@ def merge_correspondences(idx1: np.ndarray, idx2: np.ndarray,
     return idx1[first].astype(np.int32), idx2[first].astype(np.int32), first
 
 
+def directed_nns(desc: tuple, *, subsample: int = 8) -> tuple:
+    """The four directed reciprocal matchings of a symmetric pair (jittable; vmap over pairs).
+
+    Args:
+      desc: (d11, d21, d22, d12) float[H, W, C] descriptors (see `extract_correspondences`).
+      subsample: seed grid step.
+
+    Returns:
+      four (idx_from, idx_to, valid) triples of `fast_reciprocal_nns`: 11->21, 21->11, 12->22,
+      22->12, in the order `merge_directed` expects.
+    """
+    d11, d21, d22, d12 = desc
+    out = []
+    for a, b in ((d11, d21), (d12, d22)):
+        out.append(fast_reciprocal_nns(a, b, subsample=subsample))
+        out.append(fast_reciprocal_nns(b, a, subsample=subsample))
+    return tuple(out)
+
+
+def merge_directed(nns: tuple, desc_conf: tuple, width: int):
+    """Host half of `extract_correspondences`: merges the four directed matchings.
+
+    Args:
+      nns: `directed_nns` output (numpy or jax arrays).
+      desc_conf: (c11, c21, c22, c12) float[H, W] descriptor confidences.
+      width: W of both views (flat index y * W + x).
+
+    Returns:
+      (xy1 int64[M, 2], xy2 int64[M, 2], conf float32[M]) as `extract_correspondences`.
+    """
+    c11, c21, c22, c12 = (np.asarray(c, np.float32) for c in desc_conf)
+    idx1, idx2, conf1, conf2 = [], [], [], []
+    for k, (ca, cb) in enumerate(((c11, c21), (c12, c22))):
+        i1, i2, ok = (np.asarray(x) for x in nns[2 * k])
+        j2, j1, ok2 = (np.asarray(x) for x in nns[2 * k + 1])
+        u1, u2, _ = merge_correspondences(i1, i2, ok)
+        v2, v1, _ = merge_correspondences(j2, j1, ok2)
+        p1, p2 = np.r_[u1, v1], np.r_[u2, v2]
+        idx1.append(p1)
+        idx2.append(p2)
+        conf1.append(ca.reshape(-1)[p1])
+        conf2.append(cb.reshape(-1)[p2])
+    idx1, idx2 = np.concatenate(idx1), np.concatenate(idx2)
+    m1, m2, first = merge_correspondences(idx1, idx2)
+    conf = np.sqrt(np.concatenate(conf1)[first] * np.concatenate(conf2)[first])
+    xy1 = np.stack([m1 % width, m1 // width], axis=-1).astype(np.int64)
+    xy2 = np.stack([m2 % width, m2 // width], axis=-1).astype(np.int64)
+    return xy1, xy2, conf.astype(np.float32)
+
+
 def extract_correspondences(desc: tuple, desc_conf: tuple, *, subsample: int = 8):
     """Merged matches of a symmetric MASt3R pair (JOSH `extract_correspondences`).
 
@@ -88,25 +139,9 @@ def extract_correspondences(desc: tuple, desc_conf: tuple, *, subsample: int = 8
       both passes (both directions each), sorted by view-1 index; conf float32[M] =
       sqrt(conf_view1 * conf_view2) at the pair's first occurrence, read from (c11, c21) for a
       pair found in the 1->2 pass and from (c12, c22) for one found only in the 2->1 pass.
+      (`directed_nns` on the device, then `merge_directed` on the host.)
     """
-    d11, d21, d22, d12 = desc
-    c11, c21, c22, c12 = (np.asarray(c, np.float32) for c in desc_conf)
-    w1 = d11.shape[1]
-    w2 = d21.shape[1]
-    idx1, idx2, conf1, conf2 = [], [], [], []
-    for a, b, ca, cb in ((d11, d21, c11, c21), (d12, d22, c12, c22)):
-        i1, i2, ok = (np.asarray(x) for x in fast_reciprocal_nns(a, b, subsample=subsample))
-        j2, j1, ok2 = (np.asarray(x) for x in fast_reciprocal_nns(b, a, subsample=subsample))
-        u1, u2, _ = merge_correspondences(i1, i2, ok)
-        v2, v1, _ = merge_correspondences(j2, j1, ok2)
-        p1, p2 = np.r_[u1, v1], np.r_[u2, v2]
-        idx1.append(p1)
-        idx2.append(p2)
-        conf1.append(ca.reshape(-1)[p1])
-        conf2.append(cb.reshape(-1)[p2])
-    idx1, idx2 = np.concatenate(idx1), np.concatenate(idx2)
-    m1, m2, first = merge_correspondences(idx1, idx2)
-    conf = np.sqrt(np.concatenate(conf1)[first] * np.concatenate(conf2)[first])
-    xy1 = np.stack([m1 % w1, m1 // w1], axis=-1).astype(np.int64)
-    xy2 = np.stack([m2 % w2, m2 // w2], axis=-1).astype(np.int64)
-    return xy1, xy2, conf.astype(np.float32)
+    if desc[0].shape[1] != desc[1].shape[1]:
+        raise ValueError(f"both views must have the same width, got {desc[0].shape} and "
+                         f"{desc[1].shape}")
+    return merge_directed(directed_nns(desc, subsample=subsample), desc_conf, desc[0].shape[1])

@@ -80,7 +80,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # Outputs.
     config.scene_stride = 4  # pixel step of the stored scene points (memory: one grid per frame)
     config.conf_threshold = 2.0  # scene points kept where conf_self >= this (demo --vis_threshold)
-    config.writers = ("npz", "glb", "tum", "mp4")
+    config.writers = ("npz", "glb", "amass", "tum", "mp4")  # as run_josh (io/outputs.py)
     config.log_every = 10  # progress line every this many frames
     config.lock()
     return config

@@ -4,8 +4,9 @@ Chunks are counted in keyframes of the long clip (one every `stride` video frame
 synthetic default stride 5, 21 keyframes = 100 video frames, as JOSH's chunks).
 
 Presets:
-    default   21-keyframe chunks sharing 6 keyframes (25 video frames), global alignment with
-              scale, cross-faded overlaps; the benchmark's 4 sequences of 301 video frames.
+    default   21-keyframe chunks sharing 6 keyframes (25 video frames), rigid global alignment
+              from the shared frames' camera centres and orientations, joint refinement across
+              the seams, cross-faded overlaps; the benchmark's 4 sequences of 301 video frames.
     tiny      6-keyframe chunks sharing 3 (tests).
 """
 
@@ -18,9 +19,26 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.overlap_keyframes = 6  # keyframes shared by consecutive chunks
     c.batch_size = 0  # chunks per optimize_many batch; 0: all chunks in one batch
     c.one_program = True  # largest contact/static/vertex buckets: every chunk in one program
+    # Alignment: rigid, from the shared frames' cameras (docs/video.md §6: measured, the one
+    # choice better than concatenation on every body figure at both iteration budgets).
     c.camera_weight = 1.0  # alignment weight of a camera centre per shared frame
-    c.joint_weight = 0.25  # alignment weight of each body joint per shared frame
-    c.with_scale = True  # solve each chunk's scale (chunks are metric only through the bodies)
+    c.joint_weight = 0.0  # alignment weight of each body joint per shared frame (first: 0.25)
+    c.with_scale = False  # solve each chunk's scale (first: True; chunks are metric via bodies)
+    # Alignment weight (m^2) of a camera orientation per shared frame: the squared lever arm at
+    # which a rotation error costs as much as a point error (sim3.fit_sim3); 0: points only.
+    c.rotation_weight = 4.0
+    c.scale_prior = 0.0  # weight (m^2) pulling each chunk's scale to 1 (sim3.fit_sim3)
+    # Alignment weight of each scene point of a shared keyframe (a grid of every scene_stride-th
+    # pixel of its output pointmap; the same pixel in two chunks is one correspondence).
+    c.scene_weight = 0.0
+    c.scene_stride = 4
+    # Joint refinement across the seams after the alignment (josh_jax/video/seams.py).
+    c.refine = ml_collections.ConfigDict()
+    c.refine.enabled = True
+    c.refine.overlap_weight = 1.0  # shared frames: the chunks' tracks agree
+    c.refine.smooth_weight = 1.0  # second differences of the per-frame corrections
+    c.refine.prior_weight = 1e-3  # corrections stay small (fixes the free offset)
+    c.refine.iters = 300  # conjugate-gradient iterations (the energy is quadratic)
     c.assemble = "blend"  # blend (cross-fade overlaps) | later_wins
     # Benchmark: long synthetic sequences (experiments/configs/synthetic.py presets + overrides).
     c.num_keyframes = 61  # keyframes per sequence (61 x stride 5 -> 301 video frames)

@@ -68,12 +68,14 @@ def smpl_forward(model: BodyModel, betas, global_orient, body_pose, transl):
     Returns:
       (vertices float32[n, V, 3], joints regressed from them float32[n, J, 3]) as numpy.
     """
+    vertices, joints = _smpl_forward(model, *jax.device_put((betas, global_orient, body_pose, transl)))
+    return np.asarray(vertices), np.asarray(joints)
 
+
+@jax.jit  # module level, the model an argument: one compiled program per shapes
+def _smpl_forward(model, betas, global_orient, body_pose, transl):
     def one(b, o, p, t):
         out = lbs(model, b, o, p, t)
         return out.vertices, regress_joints(model, out.vertices)
 
-    vertices, joints = jax.jit(jax.vmap(one))(
-        *jax.device_put((betas, global_orient, body_pose, transl))
-    )
-    return np.asarray(vertices), np.asarray(joints)
+    return jax.vmap(one)(betas, global_orient, body_pose, transl)

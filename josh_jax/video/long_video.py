@@ -9,8 +9,9 @@ truth). It is cut into chunks of `long_config.chunk_keyframes` keyframes sharing
 as independent clips by `pipeline.reconstruct_many` (one `optimize_many` batch per bucket shape,
 `long_config.batch_size` chunks at a time: memory is bounded by the chunk batch, not by the
 video's length). `stitch` maps every chunk into chunk 0's world, either with the global alignment
-("align": Sim(3)s solved from all shared frames, cameras and bodies, chained to chunk 0; overlaps
-cross-faded) or with JOSH's plain concatenation ("concat", the baseline) and returns one Result at
+("align": one Sim(3) per chunk, rigid by default, solved from all shared frames: camera centres
+and orientations, optionally body joints and the shared keyframes' scene points; then a short
+joint refinement across the seams, `video/seams.py`; overlaps cross-faded) or with JOSH's plain concatenation ("concat", the baseline) and returns one Result at
 every video frame.
 """
 
@@ -82,19 +83,26 @@ def stitch(results: list[Result], frame_ranges: list[tuple[int, int]], long_conf
       results: chunk Results (`optimize_chunks`), each in its own world.
       frame_ranges: their half-open video frame ranges.
       long_config: `experiments/configs/long_video.py` (weights, scale, blending).
-      method: "align" (global Sim(3) alignment, overlaps assembled by `long_config.assemble`) or
+      method: "align" (global Sim(3) alignment, then with `long_config.refine.enabled` the joint
+        refinement across seams, overlaps assembled by `long_config.assemble`) or
         "concat" (JOSH: rigid glue at each chunk's first frame, later chunk wins).
 
     Returns:
       (result, info): info has the per-chunk `scale`; `seam_camera_m` / `seam_pelvis_m`, the
       distance between consecutive mapped chunks on their shared frames, per seam; and
       `border_step_camera_m` / `border_step_pelvis_m`, the stitched trajectory's extra step at
-      each seam (`stitch.border_steps`).
+      each seam (`stitch.border_steps`); after a refinement also the seams before it
+      (`seam_*_m_unrefined`) and the largest corrections of a camera centre and of a pelvis
+      (`max_correction_camera_m`, `max_correction_pelvis_m`).
     """
     if method == "align":
         transforms = stitch_lib.align_transforms(
             results, frame_ranges, camera_weight=float(long_config.camera_weight),
-            joint_weight=float(long_config.joint_weight), with_scale=bool(long_config.with_scale))
+            joint_weight=float(long_config.joint_weight), with_scale=bool(long_config.with_scale),
+            rotation_weight=float(long_config.rotation_weight),
+            scale_prior=float(long_config.scale_prior),
+            scene_weight=float(long_config.scene_weight),
+            scene_stride=int(long_config.scene_stride))
         mode = str(long_config.assemble)
     elif method == "concat":
         transforms = stitch_lib.concat_transforms(results, frame_ranges)
@@ -102,13 +110,27 @@ def stitch(results: list[Result], frame_ranges: list[tuple[int, int]], long_conf
     else:
         raise InputError("long video", "method", f"one of {METHODS}", repr(method))
     mapped = [stitch_lib.transform_result(r, S) for r, S in zip(results, transforms, strict=True)]
+    extra = {}
+    if method == "align" and long_config.refine.enabled:
+        before = stitch_lib.seam_disagreement(mapped, frame_ranges)
+        r = long_config.refine
+        mapped, delta = stitch_lib.refine_seams(
+            mapped, frame_ranges, overlap_weight=float(r.overlap_weight),
+            smooth_weight=float(r.smooth_weight), prior_weight=float(r.prior_weight),
+            iters=int(r.iters))
+        extra = {"seam_camera_m_unrefined": before["camera_m"],
+                 "seam_pelvis_m_unrefined": before["pelvis_m"],
+                 "max_correction_camera_m": float(np.max(np.linalg.norm(delta[:, :, 0], axis=-1))),
+                 "max_correction_pelvis_m": float(np.max(
+                     np.linalg.norm(delta[:, :, 2:2 + results[0].num_tracks], axis=-1),
+                     initial=0.0))}
     seams = stitch_lib.seam_disagreement(mapped, frame_ranges)
     result = stitch_lib.assemble(mapped, frame_ranges, mode)
     steps = stitch_lib.border_steps(result, frame_ranges)
     info = {"scale": np.asarray([float(S.scale) for S in transforms]),
             "seam_camera_m": seams["camera_m"], "seam_pelvis_m": seams["pelvis_m"],
             "border_step_camera_m": steps["camera_m"], "border_step_pelvis_m": steps["pelvis_m"],
-            "frame_ranges": list(frame_ranges)}
+            "frame_ranges": list(frame_ranges), **extra}
     return result, info
 
 

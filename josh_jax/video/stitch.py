@@ -2,7 +2,9 @@
 
 Each chunk's Result lives in its own world (its first keyframe camera, metric through the bodies).
 `align_transforms` solves one Sim(3) per chunk into chunk 0's world from every frame the chunks
-share (camera centres and body joints, `sim3.align_chunks`); `concat_transforms` is JOSH's plain
+share (camera centres and orientations, body joints, shared keyframes' scene points, weighted:
+`sim3.align_chunks`); `refine_seams` then bends the mapped chunks by smooth per-frame corrections
+until they agree on their shared frames (`video/seams.py`); `concat_transforms` is JOSH's plain
 concatenation (spec §1.7: each chunk glued rigidly to the previous one at its first frame), the
 baseline. `assemble` merges the mapped chunks at every video frame:
 
@@ -22,14 +24,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from josh_jax import geometry
 from josh_jax.errors import InputError
 from josh_jax.result import Result
-from josh_jax.video import sim3
+from josh_jax.video import seams, sim3
 
 Ranges = list[tuple[int, int]]
 
 # One program per (chunks, frames, points) shape instead of op-by-op dispatch.
 _align_chunks = jax.jit(sim3.align_chunks, static_argnames="with_scale")
+_solve_corrections = seams.solve_corrections
 
 
 def _rows(frame_ranges: Ranges) -> tuple[int, int]:
@@ -37,36 +41,82 @@ def _rows(frame_ranges: Ranges) -> tuple[int, int]:
 
 
 def chunk_points(results: list[Result], frame_ranges: Ranges, camera_weight: float,
-                 joint_weight: float) -> tuple[np.ndarray, np.ndarray]:
-    """Camera centre and body joints of every chunk at every video frame of the video.
+                 joint_weight: float, scene_weight: float = 0.0, scene_stride: int = 4
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Camera centre, body joints and (with `scene_weight` > 0) scene points of every chunk at
+    every video frame of the video.
+
+    Scene points: each keyframe's world points (`scene_points_world`) on a grid of every
+    `scene_stride`-th pixel. Chunks that share a keyframe share its pixels, so the same pixel is
+    one correspondence: the static scene ties the chunks together over the whole field of view.
 
     Returns:
-      x float64[C, F, 1 + P J, 3] (zeros where a chunk does not cover the frame), weights
-      float64[C, F, 1 + P J]: `camera_weight` on the camera centre, `joint_weight` on each joint
-      of a valid body, 0 elsewhere. F counts from the first chunk's first frame.
+      x float64[C, F, 1 + P J + S, 3] (zeros where a chunk does not cover the frame; scene points
+      only at keyframes), weights float64[C, F, 1 + P J + S]: `camera_weight` on the camera
+      centre, `joint_weight` on each joint of a valid body, `scene_weight` on each scene point in
+      the scene mask, 0 elsewhere. F counts from the first chunk's first frame.
     """
     first, last = _rows(frame_ranges)
     C, F = len(results), last - first
     P, J = results[0].joints_world.shape[0], results[0].joints_world.shape[2]
-    x = np.zeros((C, F, 1 + P * J, 3))
-    w = np.zeros((C, F, 1 + P * J))
+    grid = (slice(None), slice(None, None, scene_stride), slice(None, None, scene_stride))
+    S = results[0].scene_mask[grid].reshape(results[0].scene_mask.shape[0], -1).shape[1]
+    S = S if scene_weight > 0 else 0
+    x = np.zeros((C, F, 1 + P * J + S, 3))
+    w = np.zeros((C, F, 1 + P * J + S))
     for c, (res, (a, b)) in enumerate(zip(results, frame_ranges, strict=True)):
         rows = slice(a - first, b - first)
         x[c, rows, 0] = np.asarray(res.T_world_cam, np.float64)[:, :3, 3]
         w[c, rows, 0] = camera_weight
         joints = np.asarray(res.joints_world, np.float64)  # P F J 3
-        x[c, rows, 1:] = np.moveaxis(joints, 0, 1).reshape(b - a, P * J, 3)
+        x[c, rows, 1:1 + P * J] = np.moveaxis(joints, 0, 1).reshape(b - a, P * J, 3)
         valid = np.asarray(res.smpl_valid, bool).T  # F P
-        w[c, rows, 1:] = np.repeat(valid, J, axis=1) * joint_weight
+        w[c, rows, 1:1 + P * J] = np.repeat(valid, J, axis=1) * joint_weight
+        if S:
+            keys = np.asarray(res.keyframe_index) - first
+            n = len(keys)
+            x[c, keys, 1 + P * J:] = np.asarray(res.scene_points_world, np.float64)[grid].reshape(
+                n, S, 3)
+            w[c, keys, 1 + P * J:] = np.asarray(res.scene_mask, bool)[grid].reshape(
+                n, S) * scene_weight
     return x, w
 
 
+def chunk_rotations(results: list[Result], frame_ranges: Ranges, rotation_weight: float
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Camera orientations of every chunk at every video frame.
+
+    Returns:
+      R float64[C, F, 3, 3] (identity where a chunk does not cover the frame), weights
+      float64[C, F]: `rotation_weight` where it does, 0 elsewhere.
+    """
+    first, last = _rows(frame_ranges)
+    C, F = len(results), last - first
+    R = np.tile(np.eye(3), (C, F, 1, 1))
+    w = np.zeros((C, F))
+    for c, (res, (a, b)) in enumerate(zip(results, frame_ranges, strict=True)):
+        R[c, a - first:b - first] = np.asarray(res.T_world_cam, np.float64)[:, :3, :3]
+        w[c, a - first:b - first] = rotation_weight
+    return R, w
+
+
 def align_transforms(results: list[Result], frame_ranges: Ranges, *, camera_weight: float,
-                     joint_weight: float, with_scale: bool) -> list[sim3.Sim3]:
-    """One Sim(3) `T_world_chunk` per chunk into chunk 0's world, from all shared frames."""
-    x, w = chunk_points(results, frame_ranges, camera_weight, joint_weight)
-    transforms = _align_chunks(jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32),
-                               with_scale)
+                     joint_weight: float, with_scale: bool, rotation_weight: float = 0.0,
+                     scale_prior: float = 0.0, scene_weight: float = 0.0,
+                     scene_stride: int = 4) -> list[sim3.Sim3]:
+    """One Sim(3) `T_world_chunk` per chunk into chunk 0's world, from all shared frames: camera
+    centres, body joints and shared keyframes' scene points (`chunk_points`), and with
+    `rotation_weight` > 0 the camera orientations (`sim3.fit_sim3`); `scale_prior` pulls each
+    scale to 1."""
+    x, w = chunk_points(results, frame_ranges, camera_weight, joint_weight, scene_weight,
+                        scene_stride)
+    f32 = jnp.float32
+    rot = {}
+    if rotation_weight > 0:
+        R, rw = chunk_rotations(results, frame_ranges, rotation_weight)
+        rot = dict(R_chunks=jnp.asarray(R, f32), rotation_valid=jnp.asarray(rw, f32))
+    transforms = _align_chunks(jnp.asarray(x, f32), jnp.asarray(w, f32), with_scale,
+                               scale_prior=jnp.asarray(scale_prior, f32), **rot)
     return [jax_tree_to_numpy(S) for S in transforms]
 
 
@@ -301,17 +351,149 @@ def border_steps(result: Result, frame_ranges: Ranges, half_window: int = 3
         cam_k, pel_k = 0.0, float("nan")
         for f in range(max(lo, half_window), min(hi, cam.shape[0] - half_window - 1)):
             around = [g for g in range(f - half_window, f + half_window + 1) if g != f]
-            cam_k = max(cam_k, _excess(cam, f, around))
+            cam_k = max(cam_k, excess(cam, f, around))
             for p in range(pelvis.shape[0]):
                 if valid[p, f - half_window:f + half_window + 2].all():
-                    e = _excess(pelvis[p], f, around)
+                    e = excess(pelvis[p], f, around)
                     pel_k = e if np.isnan(pel_k) else max(pel_k, e)
         out["camera_m"].append(cam_k)
         out["pelvis_m"].append(pel_k)
     return {k: np.asarray(v) for k, v in out.items()}
 
 
-def _excess(x: np.ndarray, f: int, around: list[int]) -> float:
+def excess(x: np.ndarray, f: int, around: list[int]) -> float:
+    """|x(f+1) - x(f) - mean_g (x(g+1) - x(g))| over the frames g `around` f (`border_steps`)."""
     step = x[f + 1] - x[f]
     normal = np.mean([x[g + 1] - x[g] for g in around], axis=0)
     return float(np.linalg.norm(step - normal))
+
+
+# ------------------------------------------------------------------ refinement across seams ---
+
+
+def _log_host(R: np.ndarray) -> np.ndarray:
+    """float64[..., 3] axis-angle of rotations float[..., 3, 3] with angles below pi."""
+    R = np.asarray(R, np.float64)
+    cos = np.clip((np.trace(R, axis1=-2, axis2=-1) - 1.0) / 2.0, -1.0, 1.0)
+    theta = np.arccos(cos)
+    vee = np.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0],
+                    R[..., 1, 0] - R[..., 0, 1]], -1)
+    small = theta < 1e-6
+    factor = np.where(small, 0.5, theta / (2.0 * np.sin(np.where(small, 1.0, theta))))
+    return factor[..., None] * vee
+
+
+def seam_tracks(results: list[Result], frame_ranges: Ranges
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The tracks the seam refinement corrects, per chunk at every video frame.
+
+    Tracks k: 0 camera centre, 1 camera orientation, 2 + p pelvis joint of person p, 2 + P + p body
+    orientation (`global_orient`) of person p. Orientations are tangent vectors
+    `log(R_c R_ref^T)` against the orientation of the first chunk that has one at that frame.
+
+    Returns:
+      x float64[C, F, 2 + 2P, 3], presence float64[C, F, 2 + 2P] (the camera everywhere a chunk
+      covers, a person where valid), cover float64[C, F].
+    """
+    first, last = _rows(frame_ranges)
+    C, F, P = len(results), last - first, results[0].num_tracks
+    K = 2 + 2 * P
+    x = np.zeros((C, F, K, 3))
+    presence = np.zeros((C, F, K))
+    cover = np.zeros((C, F))
+    R_cam = np.tile(np.eye(3), (C, F, 1, 1))
+    R_body = np.tile(np.eye(3), (C, F, P, 1, 1))
+    for c, (res, (a, b)) in enumerate(zip(results, frame_ranges, strict=True)):
+        rows = slice(a - first, b - first)
+        T = np.asarray(res.T_world_cam, np.float64)
+        valid = np.asarray(res.smpl_valid, bool).T  # F P
+        cover[c, rows] = 1.0
+        x[c, rows, 0] = T[:, :3, 3]
+        presence[c, rows, :2] = 1.0
+        R_cam[c, rows] = T[:, :3, :3]
+        x[c, rows, 2:2 + P] = np.moveaxis(np.asarray(res.joints_world, np.float64)[:, :, 0], 0, 1)
+        presence[c, rows, 2:2 + P] = valid
+        presence[c, rows, 2 + P:] = valid
+        R_body[c, rows] = np.moveaxis(np.asarray(res.smpl_global_orient, np.float64), 0, 1)
+
+    def reference(R, seen):  # R [C, F, ..., 3, 3], seen [C, F, ...]: first chunk that sees it
+        idx = np.argmax(seen > 0, axis=0)
+        return np.take_along_axis(R, idx[None, ..., None, None], axis=0)[0]
+
+    x[:, :, 1] = _log_host(R_cam @ np.swapaxes(reference(R_cam, presence[:, :, 1]), -1, -2))
+    ref_body = reference(R_body, presence[:, :, 2 + P:])
+    x[:, :, 2 + P:] = _log_host(R_body @ np.swapaxes(ref_body, -1, -2)[None])
+    x = np.where(presence[..., None] > 0, x, 0.0)  # (not x * 0: a missing body may be NaN)
+    return x, presence, cover
+
+
+def apply_corrections(result: Result, delta: np.ndarray) -> Result:
+    """A chunk Result moved by its seam corrections.
+
+    Args:
+      result: the chunk's Result (already in the video's world), covering video frames
+        [a, a + n).
+      delta: float[n, 2 + 2P, 3] its corrections on its frames (`seam_tracks` order): camera
+        centres shifted, camera orientations `exp(w) R` about their centres (each keyframe's scene
+        points move rigidly with its camera); bodies shifted and rotated about their pelvis joint
+        (`global_orient <- exp(w) global_orient`, `transl` shifted).
+
+    Returns:
+      the corrected Result.
+    """
+    delta = np.asarray(delta, np.float64)
+    P = result.num_tracks
+    f32 = np.float32
+    T = np.asarray(result.T_world_cam, np.float64).copy()
+    dR_cam = geometry.axis_angle_to_matrix_host(delta[:, 1])  # n 3 3
+    centre = T[:, :3, 3]
+    T[:, :3, :3] = dR_cam @ T[:, :3, :3]
+    T[:, :3, 3] = centre + delta[:, 0]
+    rows = np.asarray(result.keyframe_index) - int(np.asarray(result.frame_index)[0])
+    pts = np.asarray(result.scene_points_world, np.float64)
+    c_k = centre[rows][:, None, None, :]
+    pts = (np.einsum("kij,khwj->khwi", dR_cam[rows], pts - c_k) + c_k
+           + delta[rows, 0][:, None, None, :])
+    valid = np.asarray(result.smpl_valid, bool)  # P n
+    d_pelvis = np.moveaxis(delta[:, 2:2 + P], 1, 0) * valid[..., None]  # P n 3
+    dR_body = geometry.axis_angle_to_matrix_host(
+        np.moveaxis(delta[:, 2 + P:], 1, 0) * valid[..., None])  # P n 3 3
+    joints = np.asarray(result.joints_world, np.float64)
+    pelvis = joints[:, :, :1]
+
+    def body(v):
+        return (np.einsum("pnij,pnvj->pnvi", dR_body, np.asarray(v, np.float64) - pelvis) + pelvis
+                + d_pelvis[:, :, None]) * valid[..., None, None]
+
+    return dataclasses.replace(
+        result,
+        T_world_cam=T.astype(f32),
+        scene_points_world=pts.astype(f32),
+        smpl_global_orient=(dR_body @ np.asarray(result.smpl_global_orient, np.float64)).astype(f32),
+        smpl_transl=((np.asarray(result.smpl_transl, np.float64) + d_pelvis)
+                     * valid[..., None]).astype(f32),
+        joints_world=body(joints).astype(f32),
+        vertices_world=body(result.vertices_world).astype(f32),
+    )
+
+
+def refine_seams(results: list[Result], frame_ranges: Ranges, *, overlap_weight: float,
+                 smooth_weight: float, prior_weight: float, iters: int
+                 ) -> tuple[list[Result], np.ndarray]:
+    """The short joint refinement across seams (`video/seams.py`) of chunks already mapped into one
+    world: smooth per-frame corrections of camera centres and orientations, body positions and
+    orientations, so that consecutive chunks agree on the frames they share.
+
+    Returns:
+      (corrected chunk Results, corrections float64[C, F, 2 + 2P, 3] in `seam_tracks` order).
+    """
+    first, _ = _rows(frame_ranges)
+    x, presence, cover = seam_tracks(results, frame_ranges)
+    f32 = jnp.float32
+    delta = np.asarray(_solve_corrections(
+        jnp.asarray(x, f32), jnp.asarray(presence, f32), jnp.asarray(cover, f32),
+        jnp.asarray(overlap_weight, f32), jnp.asarray(smooth_weight, f32),
+        jnp.asarray(prior_weight, f32), int(iters)), np.float64)
+    out = [apply_corrections(res, delta[c, a - first:b - first])
+           for c, (res, (a, b)) in enumerate(zip(results, frame_ranges, strict=True))]
+    return out, delta

@@ -346,7 +346,7 @@ def run_frames(
     return run
 
 
-def _tracks(run: Human3rRun, body_model) -> dict[str, np.ndarray]:
+def track_arrays(run: Human3rRun, body_model) -> dict[str, np.ndarray]:
     """Per-track arrays [P, T, ...] (identity / zeros where the person is not visible)."""
     ids = sorted(run.people)
     n_t, n_p = run.num_frames, len(ids)
@@ -402,7 +402,7 @@ def to_result(
     K_grid[:, 2, 2] = 1.0
     pts = np.stack(run.pts3d).astype(np.float32)
     conf = np.stack(run.conf).astype(np.float32)
-    tracks = _tracks(run, body_model)
+    tracks = track_arrays(run, body_model)
     diagnostics = {
         "track_ids": tracks["ids"],
         "focal": focal,
