@@ -139,9 +139,9 @@ def random_josh3r(model_config, seed: int = 0):
     import jax.numpy as jnp  # noqa: PLC0415
     from flax import nnx  # noqa: PLC0415
 
-    from trainers import convert, josh3r  # noqa: PLC0415
+    from trainers import josh3r, pretrained  # noqa: PLC0415
 
-    model = convert.abstract_model(josh3r.JOSH3R, model_config, seed)
+    model = pretrained.abstract_model(josh3r.JOSH3R, model_config, seed)
     variables = [(path, v) for path, v in nnx.iter_graph(model)
                  if isinstance(v, (nnx.Param, nnx.BatchStat))]
     specs = [(str(path[-1]), v.get_value().shape, v.get_value().dtype) for path, v in variables]
@@ -160,7 +160,7 @@ def random_josh3r(model_config, seed: int = 0):
 
     for (_, var), value in zip(variables, draw(jax.random.key(seed)), strict=True):
         var.set_value(value)
-    return convert.concretise(model, josh3r.JOSH3R, model_config, seed)
+    return pretrained.concretise(model, josh3r.JOSH3R, model_config, seed)
 
 
 def bench_infer(preset: str, hw) -> None:
@@ -215,12 +215,12 @@ def bench_infer_plan(preset: str, hw) -> None:
     from flax import nnx  # noqa: PLC0415
 
     from experiments.configs import josh3r as josh3r_config  # noqa: PLC0415
-    from trainers import convert, josh3r  # noqa: PLC0415
+    from trainers import josh3r, pretrained  # noqa: PLC0415
 
     cfg = josh3r_config.get_config(preset)
     bs, chunk = _INFER_BATCH.value, _HEAD_CHUNK.value
     t0 = time.perf_counter()
-    model = convert.abstract_model(josh3r.JOSH3R, cfg.model)  # shapes only, nothing drawn
+    model = pretrained.abstract_model(josh3r.JOSH3R, cfg.model)  # shapes only, nothing drawn
     model.eval()
     build_s = time.perf_counter() - t0
     graphdef, state = nnx.split(model)
@@ -258,7 +258,7 @@ def bench_infer_plan(preset: str, hw) -> None:
         figures[f"{name}_output_gib"] = mem.output_size_in_bytes / 2**30
     figures["max_temp_gib"] = max(figures["encode_temp_gib"], figures["pairs_temp_gib"])
     write(f"josh3r_{preset}_infer_plan", figures,
-          notes=f"abstract model (convert.abstract_model: shapes only), jit(...).lower(shapes).compile() of the two "
+          notes=f"abstract model (pretrained.abstract_model: shapes only), jit(...).lower(shapes).compile() of the two "
                 f"inference programs at {bs} frames / {bs} pairs; XLA memory_analysis() of the "
                 f"backend that compiled them (CPU plans differ from GPU ones); nothing run.")
 

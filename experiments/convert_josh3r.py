@@ -5,7 +5,7 @@
 
 Reads `.pth`/`.pt` (needs torch), `.npz` or `.safetensors`; prints the conversion report (every
 unmatched or mis-shaped key by name) and refuses to write unless it is clean. The output `.npz`
-holds the Flax Param/BatchStat arrays by dotted path; `trainers.convert.load_josh3r(path, config)`
+holds the Flax Param/BatchStat arrays by dotted path; `trainers.pretrained.load_josh3r(path, config)`
 loads either the original checkpoint or this file. An existing output is replaced atomically.
 """
 
@@ -13,7 +13,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from experiments import cli, compile_cache
-from trainers import convert
+from trainers import flax_state, pretrained, state_dict_file
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "JOSH3R config file with preset.")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None,
@@ -25,10 +25,10 @@ _STRICT = flags.DEFINE_bool("strict", True, "Refuse checkpoints with unmatched/m
 def main(argv):
     del argv
     compile_cache.enable(compile_cache.COMPILATION_CACHE.value)
-    model, report = convert.load_josh3r(_CHECKPOINT.value, _CONFIG.value.model,
+    model, report = pretrained.load_josh3r(_CHECKPOINT.value, _CONFIG.value.model,
                                         strict=_STRICT.value)
     print(report.summary())
-    convert.save_state_dict_npz(_OUTPUT.value, convert.flax_state_dict(model))
+    state_dict_file.save_state_dict_npz(_OUTPUT.value, flax_state.flax_state_dict(model))
     print(f"wrote {_OUTPUT.value}")
 
 

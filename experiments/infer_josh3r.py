@@ -38,17 +38,17 @@ _PREVIEW = flags.DEFINE_bool("preview", False, "Also write an .mp4 preview.")
 
 
 def load_model(config, checkpoint: str) -> nnx.Module:
-    """A JOSH3R from a weights file (trainers.convert) or a training workdir (orbax).
+    """A JOSH3R from a weights file (trainers.pretrained) or a training workdir (orbax).
 
     Either way the model is built abstractly (`nnx.eval_shape`, no random draws) and filled
     from the checkpoint; from a workdir only the parameters and BatchNorm statistics of the
     newest good step are read (no optimizer state).
     """
     from trainers import checkpoint as ckpt_lib
-    from trainers import convert, josh3r
+    from trainers import josh3r, pretrained
 
     if os.path.isfile(checkpoint):
-        model, report = convert.load_josh3r(checkpoint, config.model)
+        model, report = pretrained.load_josh3r(checkpoint, config.model)
         logging.info("%s", report.summary())
         return model
     directory = checkpoint
@@ -58,14 +58,14 @@ def load_model(config, checkpoint: str) -> nnx.Module:
         raise FileNotFoundError(f"--checkpoint: {checkpoint} is neither a file nor a folder")
     config = with_training_defaults(config)
     seed = int(config.training.seed)
-    model = convert.abstract_model(josh3r.JOSH3R, config.model, seed)
+    model = pretrained.abstract_model(josh3r.JOSH3R, config.model, seed)
     _, params, batch_stats, _ = nnx.split(model, nnx.Param, nnx.BatchStat, ...)
     shapes = lambda tree: jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), tree)
     ckpt = ckpt_lib.Checkpointer(directory)
     params, batch_stats, step = ckpt.restore_weights(shapes(params), shapes(batch_stats))
     logging.info("Restored the weights of step %d from %s", step, directory)
     nnx.update(model, params, batch_stats)
-    model = convert.concretise(model, josh3r.JOSH3R, config.model, seed)
+    model = pretrained.concretise(model, josh3r.JOSH3R, config.model, seed)
     model.eval()
     return model
 

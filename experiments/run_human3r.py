@@ -27,7 +27,7 @@ from experiments.configs.human3r import OFFICIAL_CHECKPOINT, get_config
 from josh_jax.errors import InputError
 from josh_jax.io import frames as frames_lib
 from josh_jax.io import outputs as outputs_lib
-from trainers.human3r import convert, infer
+from trainers.human3r import convert, infer, summary
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config",
@@ -145,7 +145,7 @@ def main(argv):
         rate,
         run.traces,
     )
-    result = infer.to_result(
+    result = summary.to_result(
         run,
         body_model,
         fps=fps,

@@ -161,6 +161,8 @@ def assemble_result(
     Returns:
       The `Result`; all body arrays are zero where `smpl_valid` is False.
     """
+    # Long only by its keyword signature, this docstring and the Result's fields: the body is
+    # three named steps (_checked, world.cameras_and_scene + _scene_pixels, _tracks).
     keyframe_index, T_world_cam_key, K, depth_key, smpl_valid, smpl_betas = _checked(
         keyframe_index, T_world_cam_key, K, depth_key, smpl_valid, smpl_betas)
     H, W = depth_key.shape[1:]

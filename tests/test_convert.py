@@ -10,7 +10,7 @@ import pytest
 from flax import nnx
 
 from experiments.configs.josh3r import get_config
-from trainers import convert
+from trainers import convert, flax_state, pretrained, state_dict_file
 from trainers.josh3r import JOSH3R, MLPHead, ROIFeatureRegressor
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
@@ -19,12 +19,12 @@ MANIFEST = os.path.join(DATA, "josh3r_state_dict_manifest.json")
 
 @pytest.fixture(scope="module")
 def state_dict():
-    return convert.load_state_dict_file(os.path.join(DATA, "josh3r_tiny_state_dict.npz"))
+    return state_dict_file.load_state_dict_file(os.path.join(DATA, "josh3r_tiny_state_dict.npz"))
 
 
 @pytest.fixture(scope="module")
 def loaded(state_dict):
-    return convert.load_josh3r(state_dict, get_config("tiny").model)
+    return pretrained.load_josh3r(state_dict, get_config("tiny").model)
 
 
 def test_tiny_checkpoint_converts_cleanly(state_dict, loaded):
@@ -74,12 +74,12 @@ def test_unmatched_mismatched_and_missing_keys_are_named(state_dict):
     sd["human_head_1.head_layers.3.weight"] = np.zeros((4, 32), np.float32)  # expected (3, 32)
     del sd["dec_norm.bias"]
     with pytest.raises(convert.ConversionError) as err:
-        convert.load_josh3r(sd, get_config("tiny").model)
+        pretrained.load_josh3r(sd, get_config("tiny").model)
     msg = str(err.value)
     for needle in ("mast3r.enc_blocks.7.attn.qkv.weight", "totally.unknown",
                    "human_head_1.head_layers.3.weight", "(3, 32)", "(4, 32)", "dec_norm.bias"):
         assert needle in msg, f"{needle!r} missing from:\n{msg}"
-    model, report = convert.load_josh3r(sd, get_config("tiny").model, strict=False)
+    model, report = pretrained.load_josh3r(sd, get_config("tiny").model, strict=False)
     assert report.unmatched == ["mast3r.enc_blocks.7.attn.qkv.weight", "totally.unknown"]
     assert len(report.mismatched) == 1
     # A mis-shaped entry also leaves its target unfilled.
@@ -89,7 +89,7 @@ def test_unmatched_mismatched_and_missing_keys_are_named(state_dict):
 
 def test_missing_layer_of_a_stacked_block_is_named(state_dict):
     sd = {k: v for k, v in state_dict.items() if k != "mast3r.dec_blocks.4.mlp.fc2.bias"}
-    model, report = convert.load_josh3r(sd, get_config("tiny").model, strict=False)
+    model, report = pretrained.load_josh3r(sd, get_config("tiny").model, strict=False)
     assert report.missing == ["mast3r.decoder.blocks1.mlp.fc2.bias[4]"]
     bias = np.asarray(model.mast3r.decoder.blocks1.mlp.fc2.bias[...])
     np.testing.assert_array_equal(bias[5], state_dict["mast3r.dec_blocks.5.mlp.fc2.bias"])
@@ -98,7 +98,7 @@ def test_missing_layer_of_a_stacked_block_is_named(state_dict):
 def test_per_layer_flax_state_loads_into_the_stacked_layout(state_dict, loaded):
     """Converted files written before the blocks were stacked (one name per layer) still load."""
     ref_model, _ = loaded
-    stacked = convert.flax_state_dict(ref_model)
+    stacked = flax_state.flax_state_dict(ref_model)
     per_layer = {}
     for name, value in stacked.items():
         for stack in ("encoder.blocks.", "decoder.blocks1.", "decoder.blocks2."):
@@ -109,9 +109,9 @@ def test_per_layer_flax_state_loads_into_the_stacked_layout(state_dict, loaded):
         else:
             per_layer[name] = value
     assert "mast3r.encoder.blocks.1.attn.qkv.kernel" in per_layer
-    model, report = convert.load_josh3r(per_layer, get_config("tiny").model)
+    model, report = pretrained.load_josh3r(per_layer, get_config("tiny").model)
     assert report.ok and not report.missing
-    got = convert.flax_state_dict(model)
+    got = flax_state.flax_state_dict(model)
     for k in stacked:
         np.testing.assert_array_equal(got[k], stacked[k], err_msg=k)
 
@@ -121,21 +121,21 @@ def test_wrong_size_config_is_refused(state_dict):
     cfg.unlock()
     cfg.roi_conv_channels = 16
     with pytest.raises(convert.ConversionError, match="human_feat_extractor_1.conv1.weight"):
-        convert.load_josh3r(state_dict, cfg)
+        pretrained.load_josh3r(state_dict, cfg)
 
 
 def test_npz_and_safetensors_roundtrip(tmp_path, state_dict):
     subset = {k: v for k, v in state_dict.items() if k.startswith("human_head_1.")}
     path = tmp_path / "sd.npz"
-    convert.save_state_dict_npz(path, subset)
-    back = convert.load_state_dict_file(path)
+    state_dict_file.save_state_dict_npz(path, subset)
+    back = state_dict_file.load_state_dict_file(path)
     assert sorted(back) == sorted(subset)
     for k in subset:
         np.testing.assert_array_equal(back[k], subset[k])
     safetensors = pytest.importorskip("safetensors.numpy", reason="safetensors not installed")
     st = tmp_path / "sd.safetensors"
     safetensors.save_file({k: np.ascontiguousarray(v) for k, v in subset.items()}, str(st))
-    back = convert.load_state_dict_file(st)
+    back = state_dict_file.load_state_dict_file(st)
     for k in subset:
         np.testing.assert_array_equal(back[k], subset[k])
 
@@ -150,7 +150,7 @@ def test_pth_via_torch_and_clear_error_without_it(tmp_path, state_dict, monkeypa
     if torch is not None:
         torch.save({"state_dict": {k: torch.from_numpy(np.array(v)) for k, v in subset.items()}},
                    path)
-        back = convert.load_state_dict_file(path)
+        back = state_dict_file.load_state_dict_file(path)
         assert sorted(back) == sorted(subset)
         for k in subset:
             np.testing.assert_array_equal(back[k], subset[k])
@@ -158,28 +158,28 @@ def test_pth_via_torch_and_clear_error_without_it(tmp_path, state_dict, monkeypa
         path.write_bytes(b"not a real checkpoint")
     monkeypatch.setitem(sys.modules, "torch", None)  # simulate an install without torch
     with pytest.raises(convert.ConversionError, match="needs torch"):
-        convert.load_state_dict_file(path)
+        state_dict_file.load_state_dict_file(path)
 
 
 def test_bad_files_are_refused(tmp_path):
     with pytest.raises(convert.ConversionError, match="file not found"):
-        convert.load_state_dict_file(tmp_path / "nope.npz")
+        state_dict_file.load_state_dict_file(tmp_path / "nope.npz")
     other = tmp_path / "x.onnx"
     other.write_bytes(b"")
     with pytest.raises(convert.ConversionError, match="unknown checkpoint extension"):
-        convert.load_state_dict_file(other)
+        state_dict_file.load_state_dict_file(other)
 
 
 def test_bare_mast3r_state_dict(state_dict):
     bare = {k[len("mast3r."):]: v for k, v in state_dict.items() if k.startswith("mast3r.")}
-    model, report = convert.load_mast3r(bare, get_config("tiny").model)
+    model, report = pretrained.load_mast3r(bare, get_config("tiny").model)
     assert report.ok and report.skipped == ["mask_token"]
     np.testing.assert_array_equal(model.decoder.embed.kernel[...], bare["decoder_embed.weight"].T)
 
 
 def _manifest_shapes():
     with open(MANIFEST) as f:
-        return convert.iter_manifest(json.load(f)["entries"])
+        return state_dict_file.iter_manifest(json.load(f)["entries"])
 
 
 @pytest.mark.slow  # one of the slowest of the inner loop (>10 s on 2 cores)
@@ -308,11 +308,11 @@ def test_readme_commands_convert_then_infer(tmp_path, state_dict, loaded):
     assert res.returncode == 0, res.stderr[-3000:]
     assert "unmatched 0" in res.stdout
     assert [p.name for p in tmp_path.iterdir()] == ["josh3r_flax.npz"]  # no temp file left
-    model, report = convert.load_josh3r(out, get_config("tiny").model)
+    model, report = pretrained.load_josh3r(out, get_config("tiny").model)
     assert report.ok
     ref_model, _ = loaded
-    ref = convert.flax_state_dict(ref_model)
-    got = convert.flax_state_dict(model)
+    ref = flax_state.flax_state_dict(ref_model)
+    got = flax_state.flax_state_dict(model)
     assert sorted(got) == sorted(ref)
     for k in ref:
         np.testing.assert_array_equal(got[k], ref[k], err_msg=k)

@@ -20,7 +20,7 @@ import body_models
 from experiments.configs.human3r import get_config
 from josh_jax.io.outputs import write_all
 from tests.paths import DATA, ROOT
-from trainers.human3r import convert, infer
+from trainers.human3r import convert, infer, summary
 from trainers.human3r.smpl_head import SmplxParams
 
 _to_body = jax.jit(infer.smplx_to_body)
@@ -149,7 +149,7 @@ def test_streaming_result_and_writers(tmp_path, mannequin, people):
     run = infer.run_frames(None, _frames(6, refs), cfg, mannequin, step=fake)
     assert fake.max_alive <= 2 and len(refs) == 6
     assert run.num_frames == 6 and fake.calls == 6  # reset_interval 100: no overlap views
-    result = infer.to_result(
+    result = summary.to_result(
         run,
         mannequin,
         fps=10.0,

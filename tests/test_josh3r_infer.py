@@ -234,7 +234,7 @@ def test_load_model_from_a_training_workdir_reads_only_the_weights(tmp_path):
     """The abstract model is filled from the newest step's params + batch stats alone."""
     from experiments.configs import josh3r_train
     from experiments.infer_josh3r import load_model
-    from trainers import convert, josh3r, train_state
+    from trainers import flax_state, josh3r, train_state
     from trainers.checkpoint import Checkpointer
 
     cfg = josh3r_train.get_config("micro")
@@ -244,7 +244,7 @@ def test_load_model_from_a_training_workdir_reads_only_the_weights(tmp_path):
     ckpt.save(5, train_state.init_train_state(model, tx, 0), force=True)
     ckpt.close()
     loaded = load_model(cfg, str(tmp_path))
-    want, got = convert.flax_state_dict(model), convert.flax_state_dict(loaded)
+    want, got = flax_state.flax_state_dict(model), flax_state.flax_state_dict(loaded)
     assert sorted(got) == sorted(want)
     for k in want:
         np.testing.assert_array_equal(got[k], want[k], err_msg=k)

@@ -16,10 +16,11 @@ import pytest
 from flax import nnx
 
 from experiments.configs.josh3r import get_config
-from trainers.convert import load_josh3r, load_mast3r, load_state_dict_file
 from trainers.matching import extract_correspondences, fast_reciprocal_nns, merge_correspondences
 from trainers.nn.heads import reg_dense_depth_exp
 from trainers.nn.rope2d import apply_rope2d
+from trainers.pretrained import load_josh3r, load_mast3r
+from trainers.state_dict_file import load_state_dict_file
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 REL_TOL = 1e-4

@@ -28,8 +28,8 @@ from experiments.configs import josh3r_train
 from experiments.configs import synthetic as synthetic_config
 from josh_jax.errors import InputError
 from josh_jax.synthetic import generate_clip
-from trainers import convert, josh3r, pair_iterator, parallel, train, train_state
 from trainers import data as data_lib
+from trainers import flax_state, josh3r, pair_iterator, parallel, pretrained, train, train_state
 from trainers import pair_loss as losses
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
@@ -256,7 +256,7 @@ def test_weight_decay_masks_all_but_kernels_and_backbone_steps_slower():
 def test_init_weights_from_mast3r_and_josh3r_files(tmp_path):
     cfg = josh3r_train.get_config("micro").model
     teacher = josh3r.JOSH3R(cfg, rngs=nnx.Rngs(1))
-    weights = convert.flax_state_dict(teacher)
+    weights = flax_state.flax_state_dict(teacher)
     mast3r_file, josh3r_file = str(tmp_path / "mast3r.npz"), str(tmp_path / "josh3r.npz")
     np.savez(mast3r_file, **{k[len("mast3r."):]: v for k, v in weights.items()
                              if k.startswith("mast3r.")})
@@ -265,7 +265,7 @@ def test_init_weights_from_mast3r_and_josh3r_files(tmp_path):
     def loaded(path):
         student = josh3r.JOSH3R(cfg, rngs=nnx.Rngs(2))
         train_state.load_init_weights(student, path)
-        got = convert.flax_state_dict(student)
+        got = flax_state.flax_state_dict(student)
         return {k: np.array_equal(got[k], weights[k]) for k in weights}
 
     from_mast3r = loaded(mast3r_file)
@@ -285,14 +285,14 @@ def test_init_weights_from_mast3r_and_josh3r_files(tmp_path):
 
 def test_init_weights_from_pytorch_state_dicts(tmp_path):
     """The PyTorch-named tiny JOSH3R state dict of the parity vectors: as JOSH3R weights it fills
-    the model as `convert.load_josh3r` does; its `mast3r.*` part alone (a bare MASt3R state
+    the model as `pretrained.load_josh3r` does; its `mast3r.*` part alone (a bare MASt3R state
     dict) fills exactly the backbone."""
     cfg = josh3r_train.get_config("tiny").model
     path = os.path.join(DATA, "josh3r_tiny_state_dict.npz")
-    reference = convert.flax_state_dict(convert.load_josh3r(path, cfg)[0])
+    reference = flax_state.flax_state_dict(pretrained.load_josh3r(path, cfg)[0])
     model = josh3r.JOSH3R(cfg, rngs=nnx.Rngs(5))
     train_state.load_init_weights(model, path)
-    got = convert.flax_state_dict(model)
+    got = flax_state.flax_state_dict(model)
     assert all(np.array_equal(got[k], reference[k]) for k in reference)
     with np.load(path) as z:
         bare = {k[len("mast3r."):]: z[k] for k in z.files if k.startswith("mast3r.")}
@@ -300,7 +300,7 @@ def test_init_weights_from_pytorch_state_dicts(tmp_path):
     np.savez(mast3r_file, **bare)
     model = josh3r.JOSH3R(cfg, rngs=nnx.Rngs(5))
     train_state.load_init_weights(model, mast3r_file)
-    got = convert.flax_state_dict(model)
+    got = flax_state.flax_state_dict(model)
     backbone = [k for k in reference if k.startswith("mast3r.")]
     assert backbone and all(np.array_equal(got[k], reference[k]) for k in backbone)
     heads = [k for k in reference if not k.startswith("mast3r.") and k.endswith("kernel")

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from josh_jax import geometry
-from josh_jax.video import seams, sim3, stitch
+from josh_jax.video import seam_refine, seams, sim3, stitch
 from tests.test_video_long import _chunks
 
 
@@ -108,10 +108,10 @@ def test_refine_seams_makes_chunks_agree_and_keeps_bodies_rigid():
     bend[:, 1] = ramp * [0.0, 0.03, 0.0]  # camera orientation (rad)
     bend[:, 2] = ramp * [-0.06, 0.02, 0.0]  # pelvis
     bend[:, 3] = ramp * [0.02, 0.0, 0.03]  # body orientation (rad)
-    mapped[1] = stitch.apply_corrections(mapped[1], bend)
+    mapped[1] = seam_refine.apply_corrections(mapped[1], bend)
     before = stitch.seam_disagreement(mapped, ranges)
     assert before["camera_m"][1] > 0.02 and before["pelvis_m"][1] > 0.03
-    refined, delta = stitch.refine_seams(mapped, ranges, overlap_weight=1.0, smooth_weight=1.0,
+    refined, delta = seam_refine.refine_seams(mapped, ranges, overlap_weight=1.0, smooth_weight=1.0,
                                          prior_weight=1e-3, iters=500)
     after = stitch.seam_disagreement(refined, ranges)
     assert np.max(after["camera_m"]) < 2e-3 and np.max(after["pelvis_m"]) < 2e-3
@@ -169,7 +169,7 @@ def test_long_video_stitch_aligns_and_refines_with_the_default_config():
     a, b = ranges[2]
     bend = np.zeros((b - a, 4, 3))
     bend[:, 0] = np.linspace(0.0, 1.0, b - a)[:, None] * [0.04, 0.0, 0.03]
-    results[2] = stitch.apply_corrections(results[2], bend)
+    results[2] = seam_refine.apply_corrections(results[2], bend)
     config = long_configs.get_config()
     result, info = long_video.stitch(results, ranges, config, "align")
     assert np.max(info["seam_camera_m_unrefined"]) > 0.005

@@ -1,9 +1,11 @@
 """PyTorch JOSH3R / MASt3R state dict -> Flax NNX model state.
 
 Usage:
-  sd = load_state_dict_file("josh3r.pth")   # .pth/.pt (needs torch), .npz, .safetensors
-  model, report = load_josh3r(sd, get_config("full").model)   # eval mode, every weight converted
+  report = convert_into(model, state_dict)   # in place; raises ConversionError unless clean
   print(report.summary())
+Our own converted files (dotted Flax paths) load through `trainers.flax_state`; files are read
+and written by `trainers.state_dict_file`; whole models are built and loaded by
+`trainers.pretrained` (`load_josh3r`, `load_mast3r`).
 
 Names: the Flax modules mirror the PyTorch tree; `torch_name_to_flax` applies a short list of
 renames (e.g. `mast3r.dec_blocks.3.` -> `mast3r.decoder.blocks1.3.`, DPT `scratch.refinenet4` ->
@@ -25,9 +27,8 @@ listing them all by name.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -35,10 +36,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from trainers.josh3r import JOSH3R
 from trainers.mast3r import MASt3R
 from trainers.nn.dpt import PatchConvTranspose
-from trainers.nn.layers import shapes_only
 
 
 class ConversionError(ValueError):
@@ -177,13 +176,86 @@ def _leaf_rule(module: nnx.Module, leaf: str):
     return None
 
 
-def _variables(model: nnx.Module) -> dict[str, nnx.Variable]:
+def model_variables(model: nnx.Module) -> dict[str, nnx.Variable]:
     """Param and BatchStat variables of the model by dotted path."""
     out = {}
     for path, node in nnx.iter_graph(model):
         if isinstance(node, (nnx.Param, nnx.BatchStat)):
             out[".".join(str(p) for p in path)] = node
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class _Target:
+    """Where one checkpoint entry goes: a variable, or one layer of a stacked variable."""
+
+    var: nnx.Variable
+    path: str                  # dotted Flax path of the variable
+    layer: int | None          # row of a stacked variable, else None
+    kind: type                 # the Flax module type (selects the layout transform)
+    transform: _T
+    expected: tuple[int, ...]  # Flax shape of the entry (one layer's for a stacked variable)
+
+    @property
+    def key(self) -> str:
+        return self.path if self.layer is None else f"{self.path}[{self.layer}]"
+
+
+def _find_target(model: nnx.Module, targets: Mapping[str, nnx.Variable], full_name: str,
+                 is_mast3r: bool) -> _Target | None:
+    """The variable a (prefixed) PyTorch name fills, or None when nothing matches."""
+    path = torch_name_to_flax(full_name)
+    if is_mast3r:
+        if not path.startswith("mast3r."):
+            return None
+        path = path[len("mast3r."):]
+    resolved = _resolve(model, path)
+    rule = resolved and _leaf_rule(*resolved[:2])
+    if not rule:
+        return None
+    layer = resolved[2]
+    kind, (attr, transform) = rule
+    target_path = stacked_path(path.rsplit(".", 1)[0], layer) + "." + attr
+    var = targets.get(target_path)
+    if var is None:
+        return None
+    expected = tuple(var.shape) if hasattr(var, "shape") else tuple(var.get_value().shape)
+    if layer is not None:
+        if not expected or not 0 <= layer < expected[0]:
+            return None
+        expected = expected[1:]
+    return _Target(var, target_path, layer, kind, transform, expected)
+
+
+def _shape_mismatch(name: str, target: _Target, src_shape: tuple[int, ...]) -> str | None:
+    """The report line when the entry's shape (after the layout transform) does not fit."""
+    got = _transposed_shape(target.kind, name.rsplit(".", 1)[-1], src_shape)
+    if got == target.expected:
+        return None
+    layer = "" if target.layer is None else f"[{target.layer}]"
+    return (f"{name}: expected {_torch_shape(target.kind, name, target.expected)} (Flax "
+            f"{target.path}{layer} {target.expected}), found {src_shape}")
+
+
+def _store(name: str, target: _Target, arr: np.ndarray, filled: set[str],
+           layers: dict[str, dict[int, np.ndarray]]) -> str | None:
+    """Writes one converted entry (a stacked layer is collected for `write_layers`).
+
+    A second name for a slot already filled (an alias: DPT `scratch.layer_rn.i` ==
+    `layer{i+1}_rn`) must hold the same values; returns the report line when it does not.
+    """
+    dtype = target.var.get_value().dtype
+    if target.key in filled:
+        held = (np.asarray(target.var.get_value()) if target.layer is None
+                else layers[target.path][target.layer])
+        if not np.array_equal(held, arr.astype(dtype)):
+            return (f"{name}: aliases {target.path} but holds different values than the entry "
+                    f"loaded first")
+    elif target.layer is None:
+        target.var.set_value(jnp.asarray(arr, dtype=dtype))
+    else:
+        layers.setdefault(target.path, {})[target.layer] = arr.astype(dtype)
+    return None
 
 
 def convert_into(model: nnx.Module, state_dict: Mapping[str, Any], *,
@@ -204,75 +276,46 @@ def convert_into(model: nnx.Module, state_dict: Mapping[str, Any], *,
     """
     # A bare MASt3R checkpoint has no "mast3r." prefix; our MASt3R model has none either.
     is_mast3r = isinstance(model, MASt3R)
-    targets = _variables(model)
+    targets = model_variables(model)
     filled: set[str] = set()
     layers: dict[str, dict[int, np.ndarray]] = {}  # stacked variable -> layer -> value
     report = ConversionReport()
     for name in state_dict.keys():
-        full = name
-        if is_mast3r and not name.startswith("mast3r."):
-            full = "mast3r." + name
+        full = "mast3r." + name if is_mast3r and not name.startswith("mast3r.") else name
         if is_skipped(full):
             report.skipped.append(name)
             continue
-        path = torch_name_to_flax(full)
-        if is_mast3r:
-            if not path.startswith("mast3r."):
-                report.unmatched.append(name)
-                continue
-            path = path[len("mast3r."):]
-        resolved = _resolve(model, path)
-        rule = resolved and _leaf_rule(*resolved[:2])
-        if not rule:
+        target = _find_target(model, targets, full, is_mast3r)
+        if target is None:
             report.unmatched.append(name)
             continue
-        layer = resolved[2]
-        kind, (attr, transform) = rule
-        target_path = stacked_path(path.rsplit(".", 1)[0], layer) + "." + attr
-        var = targets.get(target_path)
-        if var is None:
-            report.unmatched.append(name)
-            continue
-        expected = tuple(var.shape) if hasattr(var, "shape") else tuple(var.get_value().shape)
-        if layer is not None:
-            if not expected or not 0 <= layer < expected[0]:
-                report.unmatched.append(name)
-                continue
-            expected = expected[1:]
         value = state_dict[name]
         src_shape = tuple(value) if shapes_only else tuple(np.shape(value))
-        got = _transposed_shape(kind, name.rsplit(".", 1)[-1], src_shape)
-        if got != expected:
-            report.mismatched.append(
-                f"{name}: expected {_torch_shape(kind, name, expected)} (Flax {target_path}"
-                f"{'' if layer is None else f'[{layer}]'} {expected}), found {src_shape}")
+        problem = _shape_mismatch(name, target, src_shape)
+        if problem is None and shapes_only and target.layer is not None:
+            layers.setdefault(target.path, {})[target.layer] = None
+        elif problem is None and not shapes_only:
+            arr = target.transform(_to_numpy(value, name, source))
+            problem = _store(name, target, arr, filled, layers)
+        if problem is not None:
+            report.mismatched.append(problem)
             continue
-        key = target_path if layer is None else f"{target_path}[{layer}]"
-        if layer is not None and shapes_only:
-            layers.setdefault(target_path, {})[layer] = None
-        if not shapes_only:
-            arr = transform(_to_numpy(value, name, source))
-            dtype = var.get_value().dtype
-            if key in filled:  # an alias (DPT scratch.layer_rn.i == layer{i+1}_rn)
-                held = (np.asarray(var.get_value()) if layer is None
-                        else layers[target_path][layer])
-                if not np.array_equal(held, arr.astype(dtype)):
-                    report.mismatched.append(f"{name}: aliases {target_path} but holds different "
-                                             f"values than the entry loaded first")
-                    continue
-            elif layer is None:
-                var.set_value(jnp.asarray(arr, dtype=dtype))
-            else:
-                layers.setdefault(target_path, {})[layer] = arr.astype(dtype)
-        filled.add(key)
+        filled.add(target.key)
         report.loaded.append(name)
-    missing = _write_layers(targets, layers, filled, shapes_only)
-    report.missing = sorted((set(targets) - filled - {p for p, _ in missing})
-                            | {f"{p}[{i}]" for p, i in missing})
+    report.missing = write_layers(targets, layers, filled, shapes_only)
     if strict and not report.ok:
         raise ConversionError(f"{source}: the state dict does not fit the "
                               f"{type(model).__name__} model\n{report.summary()}")
     return report
+
+
+def write_layers(targets: Mapping[str, nnx.Variable], layers: Mapping[str, dict[int, Any]],
+                 filled: set[str], shapes_only: bool) -> list[str]:
+    """Writes the collected layers of stacked variables; returns the sorted names of every
+    variable (`path`) or layer (`path[i]`) not filled: the report's `missing`."""
+    missing = _write_layers(targets, layers, filled, shapes_only)
+    return sorted((set(targets) - filled - {p for p, _ in missing})
+                  | {f"{p}[{i}]" for p, i in missing})
 
 
 def _write_layers(targets: Mapping[str, nnx.Variable], layers: Mapping[str, dict[int, Any]],
@@ -291,7 +334,7 @@ def _write_layers(targets: Mapping[str, nnx.Variable], layers: Mapping[str, dict
             stacked = np.stack([got[i] for i in range(n)])
         else:  # layers the checkpoint lacks keep their values (zeros in an abstract model)
             current = var.get_value()
-            stacked = (np.zeros(current.shape, current.dtype) if _is_abstract(current)
+            stacked = (np.zeros(current.shape, current.dtype) if is_abstract(current)
                        else np.array(current))
             for i, value in got.items():
                 stacked[i] = value
@@ -326,226 +369,6 @@ def _to_numpy(value: Any, name: str, source: str) -> np.ndarray:
     return arr
 
 
-def is_flax_state(state: Mapping[str, Any]) -> bool:
-    """True for a converted Flax state (dotted Flax paths, e.g. from `flax_state_dict`)."""
-    return any(k.startswith(("mast3r.encoder.", "encoder.patch_embed.")) for k in state)
-
-
-def _legacy_layer(name: str, targets: Mapping[str, nnx.Variable]) -> tuple[str, int] | None:
-    """(stacked path, layer) of a per-layer Flax name (`encoder.blocks.3.attn...`, written
-    before the blocks were stacked), or None."""
-    parts = name.split(".")
-    for i, part in enumerate(parts):
-        if part.isdigit():
-            path = ".".join(parts[:i] + parts[i + 1:])
-            if path in targets:
-                return path, int(part)
-    return None
-
-
-def load_flax_state(model: nnx.Module, state: Mapping[str, Any], *,
-                    source: str = "checkpoint") -> ConversionReport:
-    """Fills `model` from a dotted-Flax-path state (as written by `flax_state_dict`).
-
-    Files written before the blocks were stacked (one name per layer, e.g.
-    `mast3r.encoder.blocks.3.attn.qkv.kernel`) load into the stacked variables too.
-    """
-    targets = _variables(model)
-    report = ConversionReport()
-    layers: dict[str, dict[int, np.ndarray]] = {}
-    filled: set[str] = set()
-    for name in state.keys():
-        var, path, layer = targets.get(name), name, None
-        if var is None:
-            legacy = _legacy_layer(name, targets)
-            if legacy is None:
-                report.unmatched.append(name)
-                continue
-            path, layer = legacy
-            var = targets[path]
-        value = np.asarray(state[name])
-        expected = tuple(var.get_value().shape)
-        if layer is not None:
-            if not 0 <= layer < expected[0]:
-                report.unmatched.append(name)
-                continue
-            expected = expected[1:]
-        if tuple(value.shape) != expected:
-            report.mismatched.append(f"{name}: expected {expected}, found {tuple(value.shape)}")
-            continue
-        dtype = var.get_value().dtype
-        if layer is None:
-            var.set_value(jnp.asarray(value, dtype))
-            filled.add(path)
-        else:
-            layers.setdefault(path, {})[layer] = value.astype(dtype)
-            filled.add(f"{path}[{layer}]")
-        report.loaded.append(name)
-    missing = _write_layers(targets, layers, filled, shapes_only=False)
-    report.missing = sorted((set(targets) - filled - {p for p, _ in missing})
-                            | {f"{p}[{i}]" for p, i in missing})
-    return report
-
-
-def _is_abstract(value: Any) -> bool:
+def is_abstract(value: Any) -> bool:
+    """True for a `jax.ShapeDtypeStruct` (a variable of an abstract model)."""
     return isinstance(value, jax.ShapeDtypeStruct)
-
-
-def abstract_model(cls, config, seed: int = 0) -> nnx.Module:
-    """`cls(config)` with `jax.ShapeDtypeStruct` weights: the structure only, no values drawn.
-
-    Built eagerly under `trainers.nn.layers.shapes_only` (random initialisers return shapes;
-    small constant-initialised variables such as biases and norms stay concrete), which is far
-    faster than tracing the constructor with `nnx.eval_shape`.
-    """
-    with shapes_only():
-        return cls(config, rngs=nnx.Rngs(seed))
-
-
-def concretise(model: nnx.Module, cls, config, seed: int) -> nnx.Module:
-    """A loaded abstract model made concrete.
-
-    Parameters and statistics the checkpoint filled are kept; RNG stream state (dropout keys
-    and counters) gets fresh values from `seed`. Only when some parameter or statistic was not
-    in the checkpoint (non-strict loading) is the model built eagerly (random initial values)
-    and the loaded values copied into it.
-    """
-    flat = [(path, var) for path, var in nnx.to_flat_state(nnx.state(model))
-            if _is_abstract(var.get_value())]
-    if any(isinstance(var, (nnx.Param, nnx.BatchStat)) for _, var in flat):
-        eager = cls(config, rngs=nnx.Rngs(seed))
-        targets = _variables(eager)
-        for name, var in _variables(model).items():
-            if not _is_abstract(var.get_value()):
-                targets[name].set_value(var.get_value())
-        return eager
-    key = jax.random.key(seed)
-    for i, (_, var) in enumerate(flat):
-        sds = var.get_value()
-        if jax.dtypes.issubdtype(sds.dtype, jax.dtypes.prng_key):
-            var.set_value(jax.random.fold_in(key, i))
-        else:
-            var.set_value(jnp.zeros(sds.shape, sds.dtype))
-    return model
-
-
-def _build_and_load(cls, state_dict, config, source, strict, seed):
-    # Abstract build (no random draws), filled from the checkpoint; variables the checkpoint
-    # lacks keep their initial values when strict=False (`concretise`).
-    model = abstract_model(cls, config, seed)
-    if is_flax_state(state_dict):
-        report = load_flax_state(model, state_dict, source=source)
-    else:
-        report = convert_into(model, state_dict, source=source, strict=False)
-    if strict and not report.ok:
-        raise ConversionError(f"{source}: the state dict does not fit the {cls.__name__} "
-                              f"model\n{report.summary()}")
-    model = concretise(model, cls, config, seed)
-    model.eval()
-    return model, report
-
-
-def load_josh3r(state_dict: Mapping[str, Any] | str | os.PathLike, config, *,
-                strict: bool = True, seed: int = 0) -> tuple[JOSH3R, ConversionReport]:
-    """Builds a JOSH3R from a PyTorch state dict (or a checkpoint path) in eval mode.
-
-    Also accepts the converted Flax state written by `experiments/convert_josh3r.py`
-    (`.npz` with dotted Flax paths), so inference can take either file.
-
-    Returns (model, report); raises ConversionError if strict and not clean.
-    """
-    source = "state dict"
-    if isinstance(state_dict, (str, os.PathLike)):
-        source = os.fspath(state_dict)
-        state_dict = load_state_dict_file(source)
-    return _build_and_load(JOSH3R, state_dict, config, source, strict, seed)
-
-
-def load_mast3r(state_dict: Mapping[str, Any] | str | os.PathLike, config, *,
-                strict: bool = True, seed: int = 0) -> tuple[MASt3R, ConversionReport]:
-    """Like load_josh3r for the MASt3R backbone alone.
-
-    Accepts a bare MASt3R state dict or a JOSH3R one (its `mast3r.*` entries are used; other
-    JOSH3R entries are dropped before conversion).
-    """
-    source = "state dict"
-    if isinstance(state_dict, (str, os.PathLike)):
-        source = os.fspath(state_dict)
-        state_dict = load_state_dict_file(source)
-    if any(k.startswith("mast3r.") for k in state_dict):
-        state_dict = {k[len("mast3r."):]: v for k, v in state_dict.items()
-                      if k.startswith("mast3r.")}
-    return _build_and_load(MASt3R, state_dict, config, source, strict, seed)
-
-
-def _unwrap(obj: Any, path: str) -> Mapping[str, Any]:
-    """Finds the state dict inside a loaded checkpoint ({'state_dict': ...}, {'model': ...})."""
-    if isinstance(obj, Mapping):
-        for key in ("state_dict", "model"):
-            if key in obj and isinstance(obj[key], Mapping):
-                return obj[key]
-        if all(isinstance(k, str) for k in obj):
-            return obj
-    raise ConversionError(f"{path}: expected a state dict (name -> tensor) or a dict with key "
-                          f"'state_dict' or 'model', found {type(obj).__name__}")
-
-
-def load_state_dict_file(path: str | os.PathLike) -> dict[str, Any]:
-    """Reads a state dict: `.pth`/`.pt` (optional torch), `.npz`, `.safetensors`.
-
-    Returns name -> numpy array (torch tensors are converted; bfloat16 becomes float32).
-    """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ConversionError(f"{path}: file not found")
-    ext = os.path.splitext(path)[1].lower()
-    if ext in (".pth", ".pt", ".bin", ".ckpt"):
-        try:
-            import torch  # pylint: disable=import-outside-toplevel
-        except ImportError as e:
-            raise ConversionError(
-                f"{path}: reading PyTorch checkpoints needs torch (pip install torch, CPU build "
-                f"is enough), or convert it to .npz/.safetensors elsewhere first") from e
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-        sd = _unwrap(obj, path)
-        out = {}
-        for k, v in sd.items():
-            if hasattr(v, "detach"):
-                v = v.detach().cpu()
-                v = (v.float() if v.is_floating_point() else v).numpy()
-            out[k] = np.asarray(v)
-        return out
-    if ext == ".npz":
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    if ext == ".safetensors":
-        try:
-            from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
-        except ImportError as e:
-            raise ConversionError(f"{path}: reading .safetensors needs the safetensors package "
-                                  f"(pip install safetensors)") from e
-        return dict(load_file(path))
-    raise ConversionError(f"{path}: unknown checkpoint extension {ext!r}: expected .pth, .pt, "
-                          f".npz or .safetensors")
-
-
-def save_state_dict_npz(path: str | os.PathLike, state: Mapping[str, np.ndarray]) -> None:
-    """Writes name -> array to `.npz` via a temporary file in the same folder, then os.replace."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}.npz"
-    try:
-        np.savez(tmp, **{k: np.asarray(v) for k, v in state.items()})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def flax_state_dict(model: nnx.Module) -> dict[str, np.ndarray]:
-    """Param and BatchStat arrays of a model by dotted Flax path (host numpy)."""
-    return {k: np.asarray(v.get_value()) for k, v in _variables(model).items()}
-
-
-def iter_manifest(entries: Iterable[Mapping[str, Any]]) -> dict[str, tuple[int, ...]]:
-    """{'name', 'shape'} entries (josh3r_state_dict_manifest.json) -> name -> shape."""
-    return {e["name"]: tuple(e["shape"]) for e in entries}

@@ -206,6 +206,96 @@ def predict_pairs(forward, images: np.ndarray, boxes: np.ndarray, pairs: np.ndar
     return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
 
 
+@dataclasses.dataclass(frozen=True)
+class _Track:
+    """One person's valid frames of a clip (N rows) and their SMPL parameters (camera frame)."""
+
+    rows: np.ndarray         # int[N] clip rows
+    frame_index: np.ndarray  # int[N] video frames
+    images: np.ndarray       # uint8[N, H, W, 3]
+    R_cam: np.ndarray        # float64[N, 3, 3] global_orient
+    pose: np.ndarray         # float32[N, J-1, 3, 3]
+    betas: np.ndarray        # float32[B] mean over the frames
+    t_cam: np.ndarray        # float64[N, 3] transl
+    J0: np.ndarray           # float64[J, 3] rest joints of `betas`
+
+
+def _track(clip: Any, p: int, body: body_models.BodyModel) -> _Track:
+    """Track `p`'s valid frames; raises ValueError unless there are at least 2."""
+    if clip.images is None:
+        raise ValueError("infer_clip: clip key 'images': expected uint8[T,H,W,3], found None")
+    if not 0 <= p < clip.num_people:
+        raise ValueError(f"infer_clip: track {p}: expected 0 <= track < {clip.num_people}")
+    rows = np.nonzero(np.asarray(clip.smpl_valid[p], bool))[0]
+    if rows.size < 2:
+        raise ValueError(f"infer_clip: track {p} has {rows.size} valid frames; expected >= 2")
+    betas = np.asarray(clip.smpl_betas[p], np.float32)[rows].mean(0)
+    return _Track(
+        rows=rows,
+        frame_index=np.asarray(clip.frame_index)[rows],
+        images=np.asarray(clip.images)[rows],
+        R_cam=np.asarray(clip.smpl_global_orient[p], np.float64)[rows],
+        pose=np.asarray(clip.smpl_body_pose[p], np.float32)[rows],
+        betas=betas,
+        t_cam=np.asarray(clip.smpl_transl[p], np.float64)[rows],
+        J0=np.asarray(body_models.rest_joints(body, jnp.asarray(betas))[0], np.float64))
+
+
+def _person_boxes(track: _Track, clip: Any, body: body_models.BodyModel,
+                  cfg: InferConfig) -> np.ndarray:
+    """float32[N, 4] the person's boxes (the whole image with `reference_compat`)."""
+    H, W = track.images.shape[1:3]
+    if cfg.reference_compat:
+        return np.tile(np.array([0, 0, W, H], np.float32), (len(track.rows), 1))
+    f = float(clip.hmr_focal)
+    K_hmr = np.array([[f, 0, W / 2], [0, f, H / 2], [0, 0, 1]], np.float32)
+    return data_lib.body_bboxes(body, K_hmr, track.R_cam.astype(np.float32), track.pose,
+                                track.betas, track.t_cam.astype(np.float32))
+
+
+def _cameras(track: _Track, pairs: np.ndarray, pred: dict[str, np.ndarray],
+             cfg: InferConfig) -> np.ndarray:
+    """float64[N, 4, 4] T_world_cam from the pairs' relative root motions."""
+    R_rel = np.asarray(geo.rot6d_to_matrix(jnp.asarray(pred["rel_rot"])), np.float64)
+    t_rel = pred["rel_trans"].astype(np.float64)
+    # Root pose (body-to-world) at the pair frames, then interpolated to every track frame.
+    key_rows = np.concatenate([pairs[:, 0], pairs[-1:, 1]])
+    if cfg.reference_compat:
+        T_key = chain_rigid(R_rel, t_rel)
+    else:
+        T_key = chain_smpl(R_rel, t_rel, track.J0)
+    T_all = np.asarray(geo.se3_interpolate(
+        jnp.asarray(T_key, jnp.float32), jnp.asarray(track.frame_index[key_rows], jnp.float32),
+        jnp.asarray(track.frame_index, jnp.float32)), np.float64)
+
+    # Cameras: world-from-camera = world-from-body @ body-from-camera.
+    if cfg.reference_compat:
+        N = np.tile(np.eye(4), (len(track.rows), 1, 1))
+        N[:, :3, :3], N[:, :3, 3] = track.R_cam, track.t_cam
+    else:
+        N = smpl_affine(track.R_cam, track.t_cam, track.J0)
+    return T_all @ np.linalg.inv(N)
+
+
+def _scene(track: _Track, pairs: np.ndarray, pred: dict[str, np.ndarray], cfg: InferConfig
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """s1 * X11 of every pair's head frame (zoomed virtual camera at model resolution).
+
+    Returns:
+      (K float32[3, 3], depth float32[N, h, w] (0 where no pair starts), colors float[N, h, w, 3]).
+    """
+    H, W = track.images.shape[1:3]
+    h, w = cfg.image_hw
+    f_proc = float(np.hypot(W, H)) * (w / W) / cfg.center_crop_scale
+    K = np.array([[f_proc, 0, w / 2], [0, f_proc, h / 2], [0, 0, 1]], np.float32)
+    depth = np.zeros((len(track.rows), h, w), np.float32)
+    pts = pred["X11"].reshape(len(pairs), h, w, 3) * pred["scale1"][:, None, None, :]
+    depth[pairs[:, 0]] = np.maximum(pts[..., 2], 0.0)
+    colors = np.stack([data_lib.resample(track.images[k], data_lib.crop_window(
+        H, W, cfg.center_crop_scale, 0.5, 0.5), cfg.image_hw) for k in range(len(track.rows))])
+    return K, depth, colors
+
+
 def infer_clip(model: nnx.Module, clip: Any, body: body_models.BodyModel,
                cfg: InferConfig = InferConfig(), *, forward=None) -> result_lib.Result:
     """JOSH3R on one clip -> `josh_jax.result.Result` (world = first track frame's camera).
@@ -221,81 +311,30 @@ def infer_clip(model: nnx.Module, clip: Any, body: body_models.BodyModel,
       The Result; `diagnostics` holds the pairs (`pairs`, clip rows) and the raw predictions
       (`pred_rel_trans`, `pred_rel_rot`, `pred_scale1`, `pred_trans1`).
     """
-    if clip.images is None:
-        raise ValueError("infer_clip: clip key 'images': expected uint8[T,H,W,3], found None")
-    p = cfg.track
-    if not 0 <= p < clip.num_people:
-        raise ValueError(f"infer_clip: track {p}: expected 0 <= track < {clip.num_people}")
-    rows = np.nonzero(np.asarray(clip.smpl_valid[p], bool))[0]
-    if rows.size < 2:
-        raise ValueError(f"infer_clip: track {p} has {rows.size} valid frames; expected >= 2")
-    frame_index = np.asarray(clip.frame_index)[rows]
-    images = np.asarray(clip.images)[rows]
-    H, W = images.shape[1:3]
-    R_cam = np.asarray(clip.smpl_global_orient[p], np.float64)[rows]
-    pose = np.asarray(clip.smpl_body_pose[p], np.float32)[rows]
-    betas = np.asarray(clip.smpl_betas[p], np.float32)[rows].mean(0)
-    t_cam = np.asarray(clip.smpl_transl[p], np.float64)[rows]
-    J0 = np.asarray(body_models.rest_joints(body, jnp.asarray(betas))[0], np.float64)
-
-    if cfg.reference_compat:
-        boxes = np.tile(np.array([0, 0, W, H], np.float32), (len(rows), 1))
-    else:
-        f = float(clip.hmr_focal)
-        K_hmr = np.array([[f, 0, W / 2], [0, f, H / 2], [0, 0, 1]], np.float32)
-        boxes = data_lib.body_bboxes(body, K_hmr, R_cam.astype(np.float32), pose, betas,
-                                     t_cam.astype(np.float32))
-
-    pairs = data_lib.sample_pairs(frame_index, min_gap=cfg.min_gap)
+    track = _track(clip, cfg.track, body)
+    boxes = _person_boxes(track, clip, body, cfg)
+    pairs = data_lib.sample_pairs(track.frame_index, min_gap=cfg.min_gap)
     forward = forward or make_forward(model, head_chunk=cfg.head_chunk)
-    pred = predict_pairs(forward, images, boxes, pairs, cfg)
-    R_rel = np.asarray(geo.rot6d_to_matrix(jnp.asarray(pred["rel_rot"])), np.float64)
-    t_rel = pred["rel_trans"].astype(np.float64)
-
-    # Root pose (body-to-world) at the pair frames, then interpolated to every track frame.
-    key_rows = np.concatenate([pairs[:, 0], pairs[-1:, 1]])
-    if cfg.reference_compat:
-        T_key = chain_rigid(R_rel, t_rel)
-    else:
-        T_key = chain_smpl(R_rel, t_rel, J0)
-    T_all = np.asarray(geo.se3_interpolate(
-        jnp.asarray(T_key, jnp.float32), jnp.asarray(frame_index[key_rows], jnp.float32),
-        jnp.asarray(frame_index, jnp.float32)), np.float64)
-
-    # Cameras: world-from-camera = world-from-body @ body-from-camera.
-    if cfg.reference_compat:
-        N = np.tile(np.eye(4), (len(rows), 1, 1))
-        N[:, :3, :3], N[:, :3, 3] = R_cam, t_cam
-    else:
-        N = smpl_affine(R_cam, t_cam, J0)
-    T_world_cam = T_all @ np.linalg.inv(N)
-
-    # Scene: s1 * X11 of every pair's head frame (zoomed virtual camera at model resolution).
-    h, w = cfg.image_hw
-    f_proc = float(np.hypot(W, H)) * (w / W) / cfg.center_crop_scale
-    K = np.array([[f_proc, 0, w / 2], [0, f_proc, h / 2], [0, 0, 1]], np.float32)
-    depth = np.zeros((len(rows), h, w), np.float32)
-    pts = pred["X11"].reshape(len(pairs), h, w, 3) * pred["scale1"][:, None, None, :]
-    depth[pairs[:, 0]] = np.maximum(pts[..., 2], 0.0)
-    colors = np.stack([data_lib.resample(images[k], data_lib.crop_window(
-        H, W, cfg.center_crop_scale, 0.5, 0.5), cfg.image_hw) for k in range(len(rows))])
-    diagnostics = {"pairs": rows[pairs].astype(np.int32), "pred_rel_trans": pred["rel_trans"],
-                   "pred_rel_rot": pred["rel_rot"], "pred_scale1": pred["scale1"],
-                   "pred_trans1": pred["trans1"],
-                   "bbox": boxes}
+    pred = predict_pairs(forward, track.images, boxes, pairs, cfg)
+    T_world_cam = _cameras(track, pairs, pred, cfg)
+    K, depth, colors = _scene(track, pairs, pred, cfg)
+    diagnostics = {"pairs": track.rows[pairs].astype(np.int32),
+                   "pred_rel_trans": pred["rel_trans"], "pred_rel_rot": pred["rel_rot"],
+                   "pred_scale1": pred["scale1"], "pred_trans1": pred["trans1"], "bbox": boxes}
+    n = len(track.rows)
     return result_lib.assemble_result(
-        keyframe_index=frame_index,
+        keyframe_index=track.frame_index,
         T_world_cam_key=T_world_cam.astype(np.float32),
         K=K,
         depth_key=depth,
         conf_key=np.ones_like(depth),
         scene_mask_key=depth > 0,
         images=np.clip(colors, 0, 255).astype(np.uint8),
-        smpl_global_orient_cam=R_cam[None].astype(np.float32),
-        smpl_body_pose=pose[None],
-        smpl_betas=betas[None],
-        smpl_transl_cam=t_cam[None].astype(np.float32),
-        smpl_valid=np.ones((1, len(rows)), bool),
+        smpl_global_orient_cam=track.R_cam[None].astype(np.float32),
+        smpl_body_pose=track.pose[None],
+        smpl_betas=track.betas[None],
+        smpl_transl_cam=track.t_cam[None].astype(np.float32),
+        smpl_valid=np.ones((1, n), bool),
         body_model=body,
         fps=float(clip.fps),
         diagnostics=diagnostics,

@@ -11,7 +11,7 @@
     scale, which is AdamW with per-group rates (Adam is invariant to that scale).
   Paths are matched by name, so the rule holds for the layer-stacked layout too.
 * `load_init_weights`: fill a freshly built JOSH3R from converted MASt3R weights (the paper's
-  start: the JOSH3R parts keep their initial values) or from JOSH3R weights (`trainers.convert`
+  start: the JOSH3R parts keep their initial values) or from JOSH3R weights (`trainers.state_dict_file`
   formats: PyTorch `.pth`, `.npz`, `.safetensors`, or the converted Flax `.npz`).
 """
 
@@ -29,7 +29,7 @@ from absl import logging
 from flax import nnx
 
 from josh_jax.errors import InputError
-from trainers import convert
+from trainers import convert, flax_state, state_dict_file
 
 
 @jax.tree_util.register_dataclass
@@ -185,14 +185,14 @@ def load_init_weights(model: nnx.Module, path: str) -> convert.ConversionReport:
     if not os.path.isfile(path):
         raise InitCheckpointError(path, "training.init_checkpoint", "a weights file", "no file")
     try:
-        state = convert.load_state_dict_file(path)
+        state = state_dict_file.load_state_dict_file(path)
     except Exception as e:  # noqa: BLE001 (torch, numpy, safetensors readers raise many types)
         raise InitCheckpointError(path, "(file)", "a readable state dict", str(e)) from None
     is_josh3r = any(k.startswith("mast3r.") for k in state)
     if not is_josh3r:
         state = {"mast3r." + k: v for k, v in state.items()}
-    if convert.is_flax_state(state):
-        report = convert.load_flax_state(model, state, source=path)
+    if flax_state.is_flax_state(state):
+        report = flax_state.load_flax_state(model, state, source=path)
     else:
         report = convert.convert_into(model, state, source=path, strict=False)
     kind = "JOSH3R" if is_josh3r else "MASt3R"

@@ -47,8 +47,10 @@ from josh_jax.prepare.focal import weiszfeld_focal
 from josh_jax.video import contacts as contacts_lib
 from josh_jax.video import geometric_matches, masks, sampling
 from trainers import convert as trainers_convert
+from trainers import pretrained
 from trainers.human3r import convert as human3r_convert
 from trainers.human3r import infer as human3r_infer
+from trainers.human3r import summary as human3r_summary
 from trainers.human3r.convert import Human3rParams
 from trainers.mast3r import MASt3R
 from trainers.mast3r_matcher import PairMatcher
@@ -130,70 +132,22 @@ class VideoFrontend:
           (clip, stages).
         """
         say = progress or (lambda line: logging.info("%s", line))
-        c, seconds = self.config, {}
-        t = time.perf_counter()
-        taken: list[int] = []
-        run = human3r_infer.run_frames(
-            self.params, keyframes(frames, int(c.interval), taken), self.infer_config,
-            self.body_model, step=self.step,
-            progress=lambda n, rate: say(f"[frontend] human3r: {n} keyframes, {rate:.2f}/s"))
-        seconds["human3r_s"] = time.perf_counter() - t
-        if run.num_frames < 2:
-            raise InputError("video", "(frames)", "at least 2 keyframes (a video of more than "
-                             "one frame)", f"{run.num_frames}")
-        frame_index = np.asarray(taken, np.int32)
-        say(f"[frontend] human3r: {run.num_frames} keyframes (video frames 0..{taken[-1]}), "
-            f"{len(run.people)} track(s), compile + first {run.compile_s:.1f} s, "
-            f"{seconds['human3r_s']:.1f} s in all")
-
+        seconds: dict[str, float] = {}
+        run, frame_index = self._human3r(frames, say, seconds)
         pointmaps = np.stack(run.pts3d).astype(np.float32)
         confidence = np.stack(run.conf).astype(np.float32)
         images = np.stack(run.colors)
-        T, H, W = pointmaps.shape[:3]
         T_world_cam = np.stack(run.T_world_cam)
         T_world_cam = np.linalg.inv(T_world_cam[0])[None] @ T_world_cam
         # Human3R's per-view focal (`run.focal`) is the same Weiszfeld estimate on the full
         # pointmap; JOSH's clipped estimator keeps it sane when the network is not (random init).
         focal = np.asarray([weiszfeld_focal(p) for p in pointmaps])
         hmr_focal = float(np.median(focal))
-        tracks = human3r_infer.track_arrays(run, self.body_model)
-        P = len(tracks["ids"])
-
-        t = time.perf_counter()
-        verts_cam = np.zeros((P, T, self.body_model.v_template.shape[0], 3), np.float32)
-        if P:
-            verts_cam = np.asarray(_posed_vertices(self.body_model, tracks["orient"],
-                                                   tracks["pose"], tracks["betas"],
-                                                   tracks["transl"]))
-        verts_world = np.einsum("tij,ptvj->ptvi", T_world_cam[:, :3, :3], verts_cam)
-        verts_world = verts_world + T_world_cam[None, :, None, :3, 3]
-        verts_world = np.where(tracks["valid"][..., None, None], verts_world, np.nan)
-        K = geometry.centred_intrinsics(hmr_focal, H, W)
-        human_mask = masks.human_masks(verts_world, np.asarray(self.body_model.faces), K,
-                                       T_world_cam, H, W, int(c.mask_radius_px))
-        seconds["masks_s"] = time.perf_counter() - t
-        say(f"[frontend] masks: {float(human_mask.mean()):.1%} of the pixels are people "
-            f"({seconds['masks_s']:.1f} s)")
-
-        t = time.perf_counter()
-        pairs = np.asarray(sampling.window_pairs(T, int(c.window), symmetrize=False), np.int32)
-        matcher_name = self._matcher_name()
-        if matcher_name == "mast3r":
-            if H % 16 or W % 16:
-                raise InputError("frontend config", "human3r.scene_stride", "a clip size in "
-                                 "multiples of 16 (MASt3R's patches)", f"{H}x{W}")
-            matches, match_conf = self.matcher(
-                images, pairs, progress=lambda n, e: say(f"[frontend] mast3r: {n}/{e} pairs"))
-            matches = matches.astype(np.float32)
-        else:
-            g = c.geometry
-            matches, match_conf = geometric_matches.geometric_matches(
-                pointmaps, confidence, human_mask, T_world_cam, focal, pairs,
-                subsample=int(g.subsample), min_confidence=float(g.min_confidence),
-                depth_tolerance=float(g.depth_tolerance))
-        seconds["matches_s"] = time.perf_counter() - t
-        say(f"[frontend] matches ({matcher_name}): {len(pairs)} pairs, "
-            f"{int((match_conf > 0).sum())} matches ({seconds['matches_s']:.1f} s)")
+        tracks = human3r_summary.track_arrays(run, self.body_model)
+        verts_world, human_mask = self._human_masks(tracks, T_world_cam, hmr_focal,
+                                                    pointmaps.shape[1:3], say, seconds)
+        pairs, matches, match_conf, matcher_name = self._matches(
+            images, pointmaps, confidence, human_mask, T_world_cam, focal, say, seconds)
 
         t = time.perf_counter()
         contact = self._contacts(verts_world, frame_index / float(fps), pointmaps, confidence,
@@ -219,6 +173,80 @@ class VideoFrontend:
         return clip, Stages(frame_index=frame_index, T_world_cam=T_world_cam.astype(np.float32),
                             focal=focal.astype(np.float32), track_ids=tracks["ids"],
                             seconds=seconds, traces=traces, matcher=matcher_name)
+
+    def _human3r(self, frames: Iterable[np.ndarray], say: Callable[[str], None],
+                 seconds: dict[str, float]):
+        """Human3R on the keyframes: (its `summary.Human3rRun`, int32[T] video frame indices)."""
+        t = time.perf_counter()
+        taken: list[int] = []
+        run = human3r_infer.run_frames(
+            self.params, keyframes(frames, int(self.config.interval), taken), self.infer_config,
+            self.body_model, step=self.step,
+            progress=lambda n, rate: say(f"[frontend] human3r: {n} keyframes, {rate:.2f}/s"))
+        seconds["human3r_s"] = time.perf_counter() - t
+        if run.num_frames < 2:
+            raise InputError("video", "(frames)", "at least 2 keyframes (a video of more than "
+                             "one frame)", f"{run.num_frames}")
+        say(f"[frontend] human3r: {run.num_frames} keyframes (video frames 0..{taken[-1]}), "
+            f"{len(run.people)} track(s), compile + first {run.compile_s:.1f} s, "
+            f"{seconds['human3r_s']:.1f} s in all")
+        return run, np.asarray(taken, np.int32)
+
+    def _human_masks(self, tracks: dict[str, np.ndarray], T_world_cam: np.ndarray,
+                     hmr_focal: float, hw: tuple[int, int], say: Callable[[str], None],
+                     seconds: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+        """The posed bodies in the world (NaN where not visible) and the human masks.
+
+        Returns:
+          (verts_world float[P, T, V, 3], human_mask bool[T, H, W]).
+        """
+        t = time.perf_counter()
+        (H, W), T, P = hw, T_world_cam.shape[0], len(tracks["ids"])
+        verts_cam = np.zeros((P, T, self.body_model.v_template.shape[0], 3), np.float32)
+        if P:
+            verts_cam = np.asarray(_posed_vertices(self.body_model, tracks["orient"],
+                                                   tracks["pose"], tracks["betas"],
+                                                   tracks["transl"]))
+        verts_world = np.einsum("tij,ptvj->ptvi", T_world_cam[:, :3, :3], verts_cam)
+        verts_world = verts_world + T_world_cam[None, :, None, :3, 3]
+        verts_world = np.where(tracks["valid"][..., None, None], verts_world, np.nan)
+        K = geometry.centred_intrinsics(hmr_focal, H, W)
+        human_mask = masks.human_masks(verts_world, np.asarray(self.body_model.faces), K,
+                                       T_world_cam, H, W, int(self.config.mask_radius_px))
+        seconds["masks_s"] = time.perf_counter() - t
+        say(f"[frontend] masks: {float(human_mask.mean()):.1%} of the pixels are people "
+            f"({seconds['masks_s']:.1f} s)")
+        return verts_world, human_mask
+
+    def _matches(self, images, pointmaps, confidence, human_mask, T_world_cam, focal,
+                 say: Callable[[str], None], seconds: dict[str, float]):
+        """Pairs in the window and their matches, by MASt3R or from the geometry.
+
+        Returns:
+          (pairs int32[E, 2], matches float32[E, M, 2, 2], match_conf float[E, M], matcher name).
+        """
+        t = time.perf_counter()
+        T, H, W = pointmaps.shape[:3]
+        pairs = np.asarray(sampling.window_pairs(T, int(self.config.window), symmetrize=False),
+                           np.int32)
+        matcher_name = self._matcher_name()
+        if matcher_name == "mast3r":
+            if H % 16 or W % 16:
+                raise InputError("frontend config", "human3r.scene_stride", "a clip size in "
+                                 "multiples of 16 (MASt3R's patches)", f"{H}x{W}")
+            matches, match_conf = self.matcher(
+                images, pairs, progress=lambda n, e: say(f"[frontend] mast3r: {n}/{e} pairs"))
+            matches = matches.astype(np.float32)
+        else:
+            g = self.config.geometry
+            matches, match_conf = geometric_matches.geometric_matches(
+                pointmaps, confidence, human_mask, T_world_cam, focal, pairs,
+                subsample=int(g.subsample), min_confidence=float(g.min_confidence),
+                depth_tolerance=float(g.depth_tolerance))
+        seconds["matches_s"] = time.perf_counter() - t
+        say(f"[frontend] matches ({matcher_name}): {len(pairs)} pairs, "
+            f"{int((match_conf > 0).sum())} matches ({seconds['matches_s']:.1f} s)")
+        return pairs, matches, match_conf, matcher_name
 
     def _matcher_name(self) -> str:
         choice = str(self.config.matcher)
@@ -281,7 +309,7 @@ def load_matcher(path: str | None, config, *, random_init: bool) -> PairMatcher 
         if not os.path.exists(path):
             raise InputError(path, "(file)", "an existing MASt3R checkpoint", "no such file")
         try:
-            model, _ = trainers_convert.load_mast3r(path, config.mast3r)
+            model, _ = pretrained.load_mast3r(path, config.mast3r)
         except trainers_convert.ConversionError as e:
             raise InputError(path, "(checkpoint)", "a MASt3R state dict for config.mast3r",
                              " ".join(str(e).splitlines())[:300]) from e

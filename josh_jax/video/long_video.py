@@ -28,6 +28,7 @@ from josh_jax.clip import Clip
 from josh_jax.errors import InputError
 from josh_jax.result import Result
 from josh_jax.video import chunks as chunks_lib
+from josh_jax.video import seam_refine
 from josh_jax.video import stitch as stitch_lib
 
 METHODS = ("align", "concat")
@@ -114,7 +115,7 @@ def stitch(results: list[Result], frame_ranges: list[tuple[int, int]], long_conf
     if method == "align" and long_config.refine.enabled:
         before = stitch_lib.seam_disagreement(mapped, frame_ranges)
         r = long_config.refine
-        mapped, delta = stitch_lib.refine_seams(
+        mapped, delta = seam_refine.refine_seams(
             mapped, frame_ranges, overlap_weight=float(r.overlap_weight),
             smooth_weight=float(r.smooth_weight), prior_weight=float(r.prior_weight),
             iters=int(r.iters))
