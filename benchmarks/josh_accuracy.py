@@ -63,6 +63,8 @@ VARIANTS = {
     "previous_weights": {"weights.static": 0.1, "weights.smooth": 0.3, "prior.transl": 0.01},
     "josh_weights": {"weights.static": 0.1, "weights.smooth": 0.1},
     "no_depth_along_ray": {"depth_along_ray": False},
+    # JOSH's coupling: every human term moves every camera in both stages.
+    "per_frame_coupling": {"human_global_scale_stages": ()},
     # MASt3R-SfM's own optimizer schedule (500 iterations at lr 0.2, then 500 at 0.02), under which
     # the reference collapses on its clip (reference README).
     "sfm_schedule": {"stage1.lr": 0.2, "stage2.lr": 0.02, "stage2.iters": 500},

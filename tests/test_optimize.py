@@ -339,3 +339,33 @@ def test_diverging_run_is_flagged(small):
     assert bool(sol.diagnostics.diverged)
     c1 = np.asarray(sol.diagnostics.curve_stage1)
     assert c1[-1, 0] > opt.DIVERGENCE_FACTOR * c1[0, 0]
+
+
+def test_global_coupling_passes_only_the_global_scale():
+    """The human terms' view of the cameras (stage 1): same values, no gradient to one camera's
+    pose or depth scale, a uniform gradient to every valid image's log depth scale."""
+    from types import SimpleNamespace
+
+    from josh_jax.optimize.objective import global_coupling
+
+    problem = SimpleNamespace(cameras=SimpleNamespace(frame_valid=jnp.array([True, True, True,
+                                                                             False])))
+    rng = np.random.default_rng(0)
+    T = jnp.asarray(np.tile(np.eye(4, dtype=np.float32), (4, 1, 1)))
+    T = T.at[:, :3, 3].set(jnp.asarray(rng.normal(size=(4, 3)), jnp.float32))
+    s = jnp.asarray([0.8, 1.0, 1.3, 1.0], jnp.float32)
+    w = jnp.asarray(rng.normal(size=(4,)), jnp.float32)
+    u = jnp.asarray(rng.normal(size=(4, 4, 4)), jnp.float32)
+
+    def f(T, log_s):
+        T2, s2 = global_coupling(T, jnp.exp(log_s), problem)
+        return jnp.sum(w * s2) + jnp.sum(u * T2)
+
+    T2, s2 = global_coupling(T, s, problem)
+    np.testing.assert_allclose(T2, T, rtol=1e-6)
+    np.testing.assert_allclose(s2, s, rtol=1e-6)
+    gT, gs = jax.grad(f, argnums=(0, 1))(T, jnp.log(s))
+    assert float(jnp.max(jnp.abs(gT))) == 0.0  # no camera pose moves on its own
+    expected = (jnp.sum(w * s) + jnp.sum(u[:, :3, 3] * T[:, :3, 3])) / 3.0
+    np.testing.assert_allclose(gs[:3], np.full(3, expected), rtol=1e-5)  # one global scale
+    assert float(gs[3]) == 0.0  # padding

@@ -43,11 +43,37 @@ def loss_terms(params: Params, problem: Problem, config, stage: int, constants=N
         zero = jnp.zeros((), jnp.float32)
         return pair, jnp.stack([pair, pair, zero, zero, zero, zero])
     vertices, joints = human_forward(params, problem, config, focal)  # camera frame
+    if stage in tuple(config.get("human_global_scale_stages", ())):
+        # The human terms move the scene only through its global scale in this stage.
+        T_world_cam, depth_scale = global_coupling(T_world_cam, depth_scale, problem)
     scale = contact_scale_term(vertices, problem, config, focal, depth_scale)
     static = static_term(vertices, problem, config, T_world_cam)
     smooth = smoothness_term(joints, problem, config, T_world_cam)
     prior = prior_term(params, problem, config)
     return _weighted_total(pair, problem, config.weights, scale, static, prior, smooth)
+
+
+def global_coupling(T_world_cam, depth_scale, problem: Problem):
+    """The cameras as the human terms see them when only the scene's global scale is theirs.
+
+    The camera poses and the per-image depth scales get no gradient from the human terms except
+    through one global scale exp(mean log depth_scale) (over the valid images), which scales every
+    depth and every camera position: the HMR's per-frame depth noise can then move the bodies
+    (their depth offsets) but not a single camera, whose pose the matches fix.
+
+    Args:
+      T_world_cam: float[N, 4, 4]; depth_scale: float[N]; problem: the clip.
+
+    Returns:
+      (T_world_cam, depth_scale) with the same values and only the global-scale gradient.
+    """
+    valid = problem.cameras.frame_valid
+    log_s = jnp.log(depth_scale)
+    mean = jnp.sum(jnp.where(valid, log_s, 0.0)) / jnp.maximum(jnp.sum(valid), 1)
+    g = jnp.exp(mean - jax.lax.stop_gradient(mean))  # 1, with the global scale's gradient
+    T = jax.lax.stop_gradient(T_world_cam)
+    T = T.at[:, :3, 3].multiply(g)
+    return T, jax.lax.stop_gradient(depth_scale) * g
 
 
 def _weighted_total(pair, problem: Problem, weights, scale, static, prior, smooth):
