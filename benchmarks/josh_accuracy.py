@@ -6,6 +6,8 @@ current default vs variants (ablations and the `fast` preset).
     python -m benchmarks.josh_accuracy --variants=default,fast --seeds=0 --scenes=sit,stairs
     python -m benchmarks.josh_accuracy --variants=default,proportional_focal_prior \
         --seeds= --scenes=default,sit,stairs,two_people --noise_levels=0.5,1,1.5,2
+    # variants in parallel processes, then one summary:
+    python -m benchmarks.josh_accuracy --variants= --per_clip_from=a/josh_accuracy_sweep_cpu.json,...
 
 The public suite (`../shared/reference/suite/`, `--suite`: clips of other seeds at noise x1.0,
 x1.5, x2.0 with the official code's result on each) is scored like the reference clip and
