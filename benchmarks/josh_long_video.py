@@ -34,6 +34,8 @@ Figures (mean over sequences, and per sequence in `per_sequence`):
   borders / at frames away from every border (the floor: keyframe interpolation kinks);
 * `max_correction_{camera,pelvis}_cm_*`: the largest correction the refinement applied;
 * `chunk_wa_mpjpe_mm`: JOSH itself, each chunk in its own world (similarity fitted per chunk);
+  `chunk_bend_deg_*`, `chunk_oracle_scale_err_pct_max`, `chunk_focal_err_pct_max`: how far the
+  chunks are from one similarity each (`chunk_diagnostics`);
 * `optimize_s_<seq>`: prepare + compile + run of the chunk batch, not separated (bucket shapes
   differ between sequences, so each may compile; the persistent compile cache is on). On a shared
   2-core machine the spread between sequences is mostly load.
@@ -250,6 +252,38 @@ def stitch_fits(results, frame_ranges, fits):
     return stitch_lib.assemble(mapped, frame_ranges, "blend")
 
 
+def chunk_diagnostics(results, frame_ranges, gt) -> dict[str, float]:
+    """How far the chunks are from one similarity each (why no per-chunk stitching can be exact).
+
+    * `chunk_bend_deg_{mean,max}`: per chunk, the angle between the rotations of the similarities
+      fitted to the true joints on its first and on its last `overlap` frames (a rigid chunk: 0);
+    * `chunk_oracle_scale_err_pct_max`: the largest |s - 1| of the chunks' own similarity to the
+      truth (all frames): a chunk off its metric scale;
+    * `chunk_focal_err_pct_max`: the largest |f / f_true - 1| of the chunks' focal.
+    """
+    gt_joints = np.asarray(gt.gt_joints_world_all, np.float64)
+    f0 = int(np.asarray(gt.gt_frame_index)[0])
+    overlap = frame_ranges[0][1] - frame_ranges[1][0]
+    bends, scales, focals = [], [], []
+    for r in results:
+        valid = np.asarray(r.smpl_valid, bool)
+        src = np.asarray(r.joints_world, np.float64)
+        dst = gt_joints[:, np.asarray(r.frame_index) - f0]
+        fits = []
+        for part in (slice(None, overlap), slice(-overlap, None), slice(None)):
+            m = valid[:, part]
+            fits.append(metrics.umeyama(src[:, part][m].reshape(-1, 3),
+                                        dst[:, part][m].reshape(-1, 3), with_scale=True))
+        dR = fits[0][1].T @ fits[1][1]
+        bends.append(np.degrees(np.arccos(np.clip((np.trace(dR) - 1) / 2, -1.0, 1.0))))
+        scales.append(abs(float(fits[2][0]) - 1.0))
+        focal = float(np.mean(np.asarray(r.K, np.float64)[:, 0, 0]))
+        focals.append(abs(focal / float(np.asarray(gt.gt_focal)) - 1.0))
+    return {"chunk_bend_deg_mean": float(np.mean(bends)), "chunk_bend_deg_max": float(np.max(bends)),
+            "chunk_oracle_scale_err_pct_max": 100 * max(scales),
+            "chunk_focal_err_pct_max": 100 * max(focals)}
+
+
 def run_sequence(name, presets, overrides, config, long_config, body_cache) -> dict[str, float]:
     syn = sequence_config(presets, overrides, int(long_config.num_keyframes),
                           int(long_config.match_window))
@@ -272,6 +306,7 @@ def run_sequence(name, presets, overrides, config, long_config, body_cache) -> d
     chunk_wa = [body_metrics(r, gt, int(r.frame_index[-1]) + 1)["wa_mpjpe_video_mm"]
                 for r in results]
     out["chunk_wa_mpjpe_mm"] = float(np.mean(chunk_wa))
+    out.update(chunk_diagnostics(results, frame_ranges, gt))
     out.update(optimize_s=timings["optimize_s"], num_chunks=float(timings["num_chunks"]),
                num_batches=float(timings["num_batches"]))
     for label, cfg, method in stitch_variants(long_config):
