@@ -29,6 +29,7 @@ import ml_collections
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """The config of a preset (module docstring): the default's sections, then the preset's changes."""
     preset = arg or "default"
     if preset not in ("default", "fast", "reference_compat"):
         raise ValueError(
@@ -40,7 +41,28 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.seed = 0
     c.body_model_path = ""  # "" -> body_models.load_model(None) (built-in body)
 
-    # --- prepare ---
+    _prepare(c)  # josh_jax.prepare
+    _optimize(c)  # josh_jax.optimize
+
+    # --- input limits and plausibility (josh_jax/preflight.py; docs/robustness.md) ---
+    # Checked before anything is allocated: npz members from their zip and .npy headers, clip
+    # dimensions from the headers, the frame span from `frame_index`, the memory of the
+    # optimisation and the result from the bucketed shapes (before compiling).
+    c.limits = _limits()
+
+    # --- quality (josh_jax.quality.quality_problems: a result past any of these is `suspect`) ---
+    c.quality = _quality()
+
+    # --- outputs ---
+    c.output_scene_stride = 2  # pixel step of the dense scene points stored in the Result
+
+    _apply_preset(c, preset)
+    c.lock()
+    return c
+
+
+def _prepare(c: ml_collections.ConfigDict) -> None:
+    """The fields of `josh_jax.prepare`: sampling, matches, focal, contacts, buckets."""
     c.subsample = 8
     c.conf_offset = 0.999
     c.conf_thres = 0.1
@@ -75,7 +97,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         )
     )
 
-    # --- optimize ---
+
+def _optimize(c: ml_collections.ConfigDict) -> None:
+    """The fields of `josh_jax.optimize`: stages, convergence, weights, priors, parametrisation."""
     c.stage1 = ml_collections.ConfigDict(dict(iters=500, lr=0.07, gamma=1.1))
     c.stage2 = ml_collections.ConfigDict(dict(iters=200, lr=0.014, gamma=0.4))
     # A stage ends once |loss(i) - loss(i - window)| <= rel_tol |loss(i)| (per clip, also in a
@@ -127,11 +151,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # Move each body along its camera ray by exp(track log scale + frame log offset).
     c.depth_along_ray = True
 
-    # --- input limits and plausibility (josh_jax/preflight.py; docs/robustness.md) ---
-    # Checked before anything is allocated: npz members from their zip and .npy headers, clip
-    # dimensions from the headers, the frame span from `frame_index`, the memory of the
-    # optimisation and the result from the bucketed shapes (before compiling).
-    c.limits = ml_collections.ConfigDict(
+
+def _limits() -> ml_collections.ConfigDict:
+    """`config.limits`: input limits and plausibility (josh_jax/preflight.py)."""
+    return ml_collections.ConfigDict(
         dict(
             max_member_mb=4096,  # declared (inflated) size of one npz member
             max_file_mb=8192,  # declared size of all members of one npz
@@ -158,8 +181,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         )
     )
 
-    # --- quality (josh_jax.quality.quality_problems: a result past any of these is `suspect`) ---
-    c.quality = ml_collections.ConfigDict(
+
+def _quality() -> ml_collections.ConfigDict:
+    """`config.quality`: thresholds past which a result is `suspect`."""
+    return ml_collections.ConfigDict(
         dict(
             min_trusted_fraction=0.05,  # share of pixels with conf - conf_offset > conf_thres
             min_contacts_per_track=1,  # contact-labelled vertices (contact > contact_thres)
@@ -168,9 +193,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         )
     )
 
-    # --- outputs ---
-    c.output_scene_stride = 2  # pixel step of the dense scene points stored in the Result
 
+def _apply_preset(c: ml_collections.ConfigDict, preset: str) -> None:
+    """The `fast` and `reference_compat` presets' changes to the default (module docstring)."""
     if preset == "fast":
         # The default's schedule, but a stage ends once its loss has converged (per clip): fewer
         # iterations only where they no longer change the loss. (150 + 60 fixed iterations, the
@@ -197,5 +222,3 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.weights.smooth = 0.1
         c.weights.static = 0.1
         c.human_global_scale_stages = ()
-    c.lock()
-    return c

@@ -46,7 +46,7 @@ def loss_terms(params: Params, problem: Problem, config, stage: int, constants=N
         total = pair + focal_prior
         return total, jnp.stack([total, pair, zero, zero, focal_prior, zero])
     vertices, joints = human_forward(params, problem, config, focal)  # camera frame
-    if stage in tuple(config.get("human_global_scale_stages", ())):
+    if stage in tuple(config.human_global_scale_stages):
         # The human terms move the scene only through its global scale in this stage.
         T_world_cam, depth_scale = global_coupling(T_world_cam, depth_scale, problem)
     scale = contact_scale_term(vertices, problem, config, focal, depth_scale)

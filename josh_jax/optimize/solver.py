@@ -230,12 +230,11 @@ def _run_stage(params: Params, problem: Problem, config, stage: int, ok):
     iters = int((config.stage1 if stage == 1 else config.stage2).iters)
     if iters == 0:
         return params, jnp.zeros((0, len(CURVE_COLUMNS)), jnp.float32), ok, jnp.zeros((), jnp.int32)
-    conv = config.get("convergence")
-    rel_tol = float(conv.rel_tol) if conv is not None else 0.0
-    window = int(conv.window) if conv is not None else 0
+    rel_tol = float(config.convergence.rel_tol)
+    window = int(config.convergence.window)
     # The floor: a stage never stops before this share of its iterations (a noisy clip's loss
     # can plateau for a window while the cameras are still far from their optimum).
-    min_iter = math.ceil(float(conv.get("min_fraction", 0.0)) * iters) if conv is not None else 0
+    min_iter = math.ceil(float(config.convergence.min_fraction) * iters)
     tx = _optimizer(problem, config, stage, params)
     # Per-match constants of the stage (stage 1 freezes the focal), computed once outside the loop.
     constants = stage_constants(problem, stage, focal_of(params, problem.cameras),
