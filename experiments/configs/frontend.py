@@ -67,13 +67,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         # Chosen on benchmarks/contact_estimation.py seeds 0-1 (seed 2 held out).
         speed_scale_mps=0.8,  # median world speed of the region's anchors (central difference)
         gap_scale_m=0.05,  # median distance of the anchors to the plane of the local scene
-        band_m=0.02,  # label the region's vertices at most this far above its gap
+        band_m=0.02,  # label the region's vertices at most this far above its lowest anchor
         anchor_vertices=20,  # region vertices nearest the scene: the region's gap and speed
         plane_points=16,  # scene points nearest the anchors that the local plane is fitted to
-        search_radius_m=0.3,  # ignore scene points farther than this from the body's box
         neighbours=2,  # scene points of keyframes t - n .. t + n (a foot hides its own floor)
-        scene_stride=4,  # pixel step of those scene points (bounds the brute-force search)
-        block=512,  # vertices per distance block
+        scene_stride=4,  # pixel step of those scene points
     ))
     c.seed = 0  # --random_init weights
     c.lock()
