@@ -178,6 +178,31 @@ def main(argv):
         wall = main_job_wall_s(_CLIP.value, config)
         wall["load_average_1min_after_wall"] = os.getloadavg()[0]
 
+    problem, info, solution, figures = _timed_run(clip, config, model)
+    figures.update(_per_iteration_figures(problem, config, figures["run_s"]))
+    if _ALL_MATCHES.value:
+        figures.update(_all_matches_figures(clip, config, model))
+
+    t = time.perf_counter()
+    result = make_result(clip, problem, solution, model, config, info=info,
+                         curve_columns=optimize_lib.CURVE_COLUMNS)
+    figures["assemble_s"] = time.perf_counter() - t
+    figures["peak_rss_mb"] = peak_rss_mb()
+    metrics = evaluate(result, gt, model)
+    figures.update(_accuracy_figures(metrics, info, solution))
+    figures.update(reference_figures(_REFERENCE_JSON.value))
+    figures["speedup_vs_reference_run"] = figures["reference_run_s"] / figures["run_s"]
+    figures.update(wall)
+
+    os.makedirs(_OUT_DIR.value, exist_ok=True)
+    name = "josh_reference_clip"
+    save_result_npz(os.path.join(_OUT_DIR.value, f"{name}_{device}.npz"), result)
+    write_result(name, figures, out_dir=_OUT_DIR.value, tag=device,
+                 config=json.loads(config.to_json()), metrics=metrics, notes=NOTES)
+
+
+def _timed_run(clip, config, model):
+    """(problem, info, solution, figures): prepare, compile and run, each timed."""
     t = time.perf_counter()
     problem, info = prepare_lib.prepare(clip, config, model, return_info=True)
     problem = jax.block_until_ready(problem)
@@ -192,49 +217,54 @@ def main(argv):
     solution = jax.block_until_ready(compiled(problem))
     run_s = time.perf_counter() - t
     run_cpu_s = time.process_time() - cpu
-
-    it1, it2 = int(config.stage1.iters), int(config.stage2.iters)
     # CPU seconds used by this process during the run: on a shared machine (other processes
     # competing for the cores) wall time overstates the cost, CPU time much less so.
     figures = {"prepare_s": prepare_s, "compile_s": compile_s, "run_s": run_s,
                "run_cpu_s": run_cpu_s, "run_own_cpu_cores": run_cpu_s / run_s,
                "load_average_1min_before_run": load_before}
-    if _STAGE_SPLIT.value and it1 > 0:
-        c1 = config.copy_and_resolve_references()
-        c1.unlock()
-        c1.stage2.iters = 0
-        stage1_only = ml_collections.FrozenConfigDict(c1)
-        compiled1 = optimize_lib.optimize_jit.lower(problem, stage1_only).compile()
-        t = time.perf_counter()
-        jax.block_until_ready(compiled1(problem))
-        stage1_s = time.perf_counter() - t
-        figures["ms_per_iter_stage1"] = 1000.0 * stage1_s / it1
-        figures["ms_per_iter_stage2"] = (1000.0 * max(run_s - stage1_s, 0.0) / it2) if it2 else 0.0
-    else:
-        figures["ms_per_iter_stage1"] = figures["ms_per_iter_stage2"] = 1000.0 * run_s / (it1 + it2)
+    return problem, info, solution, figures
 
-    if _ALL_MATCHES.value:
-        c_all = config.copy_and_resolve_references()
-        c_all.unlock()
-        c_all.max_matches_per_pair = 0
-        problem_all, info_all = prepare_lib.prepare(clip, c_all, model, return_info=True)
-        problem_all = jax.block_until_ready(problem_all)
-        t = time.perf_counter()
-        compiled_all = optimize_lib.optimize_jit.lower(
-            problem_all, ml_collections.FrozenConfigDict(c_all)).compile()
-        figures["compile_s_all_matches"] = time.perf_counter() - t
-        t = time.perf_counter()
-        jax.block_until_ready(compiled_all(problem_all))
-        figures["run_s_all_matches"] = time.perf_counter() - t
-        figures["num_matches_all"] = float(info_all.num_matches)
 
+def _per_iteration_figures(problem, config, run_s: float) -> dict[str, float]:
+    """ms per iteration of each stage (`--stage_split`: stage 1 timed alone; else the mean)."""
+    it1, it2 = int(config.stage1.iters), int(config.stage2.iters)
+    if not (_STAGE_SPLIT.value and it1 > 0):
+        per_iter = 1000.0 * run_s / (it1 + it2)
+        return {"ms_per_iter_stage1": per_iter, "ms_per_iter_stage2": per_iter}
+    c1 = config.copy_and_resolve_references()
+    c1.unlock()
+    c1.stage2.iters = 0
+    stage1_only = ml_collections.FrozenConfigDict(c1)
+    compiled1 = optimize_lib.optimize_jit.lower(problem, stage1_only).compile()
     t = time.perf_counter()
-    result = make_result(clip, problem, solution, model, config, info=info,
-                         curve_columns=optimize_lib.CURVE_COLUMNS)
-    figures["assemble_s"] = time.perf_counter() - t
-    figures["peak_rss_mb"] = peak_rss_mb()
-    metrics = evaluate(result, gt, model)
-    figures.update({
+    jax.block_until_ready(compiled1(problem))
+    stage1_s = time.perf_counter() - t
+    return {"ms_per_iter_stage1": 1000.0 * stage1_s / it1,
+            "ms_per_iter_stage2": (1000.0 * max(run_s - stage1_s, 0.0) / it2) if it2 else 0.0}
+
+
+def _all_matches_figures(clip, config, model) -> dict[str, float]:
+    """Compile and run times with every match kept (`max_matches_per_pair = 0`)."""
+    c_all = config.copy_and_resolve_references()
+    c_all.unlock()
+    c_all.max_matches_per_pair = 0
+    problem_all, info_all = prepare_lib.prepare(clip, c_all, model, return_info=True)
+    problem_all = jax.block_until_ready(problem_all)
+    figures = {}
+    t = time.perf_counter()
+    compiled_all = optimize_lib.optimize_jit.lower(
+        problem_all, ml_collections.FrozenConfigDict(c_all)).compile()
+    figures["compile_s_all_matches"] = time.perf_counter() - t
+    t = time.perf_counter()
+    jax.block_until_ready(compiled_all(problem_all))
+    figures["run_s_all_matches"] = time.perf_counter() - t
+    figures["num_matches_all"] = float(info_all.num_matches)
+    return figures
+
+
+def _accuracy_figures(metrics: dict, info, solution) -> dict[str, float]:
+    """The headline accuracy figures of `evaluate`'s metrics, and the problem's sizes."""
+    return {
         "wa_mpjpe_mm": metrics["wa_mpjpe_sim3_mm"],
         "w_mpjpe_mm": metrics["w_mpjpe_first_frame_aligned_mm"],
         "human_scale_err": metrics["human_scale_err"],
@@ -244,16 +274,7 @@ def main(argv):
         "num_matches": float(info.num_matches),
         "num_contact_entries": float(sum(len(c.image) for c in info.contacts)),
         "nan": float(bool(solution.diagnostics.nan)),
-    })
-    figures.update(reference_figures(_REFERENCE_JSON.value))
-    figures["speedup_vs_reference_run"] = figures["reference_run_s"] / run_s
-    figures.update(wall)
-
-    os.makedirs(_OUT_DIR.value, exist_ok=True)
-    name = "josh_reference_clip"
-    save_result_npz(os.path.join(_OUT_DIR.value, f"{name}_{device}.npz"), result)
-    write_result(name, figures, out_dir=_OUT_DIR.value, tag=device,
-                 config=json.loads(config.to_json()), metrics=metrics, notes=NOTES)
+    }
 
 
 if __name__ == "__main__":

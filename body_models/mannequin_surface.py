@@ -108,35 +108,65 @@ class Surface:
     paths: dict
 
 
+# Radius profiles along each limb's path: (s in [0, 1], r1, r2), r1 along the frame axis e1.
+_LEG_KNOTS = (
+    (0.0, 0.085, 0.085),
+    (0.12, 0.085, 0.085),
+    (0.40, 0.058, 0.058),
+    (0.45, 0.055, 0.055),
+    (0.55, 0.058, 0.058),
+    (0.70, 0.042, 0.042),
+    (0.78, 0.036, 0.040),
+    (0.84, 0.045, 0.036),
+    (0.95, 0.045, 0.028),
+    (1.0, 0.040, 0.024),
+)
+_ARM_KNOTS = (
+    (0.0, 0.06, 0.06),
+    (0.10, 0.052, 0.052),
+    (0.40, 0.040, 0.040),
+    (0.50, 0.040, 0.042),
+    (0.75, 0.030, 0.033),
+    (0.82, 0.018, 0.042),
+    (0.95, 0.014, 0.040),
+    (1.0, 0.012, 0.030),
+)
+_HEAD_KNOTS = (
+    (0.0, 0.07, 0.06),
+    (0.15, 0.055, 0.055),
+    (0.30, 0.056, 0.060),
+    (0.45, 0.075, 0.090),
+    (0.65, 0.080, 0.100),
+    (0.85, 0.075, 0.090),
+    (1.0, 0.050, 0.060),
+)
+
+
 def _extrude_limbs(mesh: QuadMesh, faces) -> dict:
-    """Extrudes legs, arms and head from the box's faces; returns part -> (dense path, arclength)."""
+    """Extrudes legs, arms and head from the box's faces; returns part -> (dense path, arclength).
+
+    The order (legs, arms, head) fixes the vertex numbering."""
     JD = design_joints()
+    legs = _extrude_legs(mesh, faces, JD)
+    arms = _extrude_arms(mesh, faces, JD)
+    return {**legs, **arms, HEAD: _extrude_head(mesh, faces)}
 
-    def patch(face_key, a0, a1, b0, b1):
-        face = faces[face_key]
-        return [face[(a, b)] for a in range(a0, a1) for b in range(b0, b1)]
 
-    # Legs from the bottom face (axis 1, sign -1; its (u, v) = (z, x) lattice axes).
+def _patch(faces, face_key, a0, a1, b0, b1) -> list:
+    """The quads of face `face_key` in lattice rows a0..a1-1, columns b0..b1-1."""
+    face = faces[face_key]
+    return [face[(a, b)] for a in range(a0, a1) for b in range(b0, b1)]
+
+
+def _extrude_legs(mesh: QuadMesh, faces, JD) -> dict:
+    """Legs from the bottom face (axis 1, sign -1; its (u, v) = (z, x) lattice axes)."""
     pl = _LEG_PATCH
     z0 = (_NZ - pl[0]) // 2
-    leg_profile = _profile(
-        [
-            (0.0, 0.085, 0.085),
-            (0.12, 0.085, 0.085),
-            (0.40, 0.058, 0.058),
-            (0.45, 0.055, 0.055),
-            (0.55, 0.058, 0.058),
-            (0.70, 0.042, 0.042),
-            (0.78, 0.036, 0.040),
-            (0.84, 0.045, 0.036),
-            (0.95, 0.045, 0.028),
-            (1.0, 0.040, 0.024),
-        ]
-    )
+    leg_profile = _profile(list(_LEG_KNOTS))
     leg_paths = {}
     for part, sign in ((LEG_L, 1), (LEG_R, -1)):
         x0 = _NX - 1 - pl[1] if sign > 0 else 1
-        quads = patch((1, -1), z0, z0 + pl[0], x0, x0 + pl[1])
+        quads = _patch(faces, (1, -1), z0, z0 + pl[0], x0, x0 + pl[1])
         hip, knee, ankle = (
             JD[1 if sign > 0 else 2],
             JD[4 if sign > 0 else 5],
@@ -156,25 +186,17 @@ def _extrude_limbs(mesh: QuadMesh, faces) -> dict:
         leg_paths[part] = extrude(
             mesh, quads, part, pts, leg_profile, _LEG_STEPS, np.array([1.0, 0, 0]), 0.02
         )
+    return leg_paths
 
-    # Arms from the side faces (axis 0; (u, v) = (y, z)), top rows.
+
+def _extrude_arms(mesh: QuadMesh, faces, JD) -> dict:
+    """Arms from the side faces (axis 0; (u, v) = (y, z)), top rows."""
     pa = _ARM_PATCH
     zc0 = (_NZ - pa[1]) // 2
-    arm_profile = _profile(
-        [
-            (0.0, 0.06, 0.06),
-            (0.10, 0.052, 0.052),
-            (0.40, 0.040, 0.040),
-            (0.50, 0.040, 0.042),
-            (0.75, 0.030, 0.033),
-            (0.82, 0.018, 0.042),
-            (0.95, 0.014, 0.040),
-            (1.0, 0.012, 0.030),
-        ]
-    )
+    arm_profile = _profile(list(_ARM_KNOTS))
     arm_paths = {}
     for part, sign in ((ARM_L, 1), (ARM_R, -1)):
-        quads = patch((0, sign), _NY - pa[0], _NY, zc0, zc0 + pa[1])
+        quads = _patch(faces, (0, sign), _NY - pa[0], _NY, zc0, zc0 + pa[1])
         x_side = sign * 0.175
         pts = [
             (x_side, 1.355, -0.01),
@@ -186,38 +208,30 @@ def _extrude_limbs(mesh: QuadMesh, faces) -> dict:
         arm_paths[part] = extrude(
             mesh, quads, part, pts, arm_profile, _ARM_STEPS, np.array([0, 1.0, 0]), 0.015
         )
+    return arm_paths
 
-    # Neck and head from the top face (axis 1, sign +1; (u, v) = (z, x)).
+
+def _extrude_head(mesh: QuadMesh, faces):
+    """Neck and head from the top face (axis 1, sign +1; (u, v) = (z, x)): (path, arclength)."""
     pn = _NECK_PATCH
-    quads = patch(
+    quads = _patch(
+        faces,
         (1, 1),
         (_NZ - pn[1]) // 2,
         (_NZ - pn[1]) // 2 + pn[1],
         (_NX - pn[0]) // 2,
         (_NX - pn[0]) // 2 + pn[0],
     )
-    head_profile = _profile(
-        [
-            (0.0, 0.07, 0.06),
-            (0.15, 0.055, 0.055),
-            (0.30, 0.056, 0.060),
-            (0.45, 0.075, 0.090),
-            (0.65, 0.080, 0.100),
-            (0.85, 0.075, 0.090),
-            (1.0, 0.050, 0.060),
-        ]
-    )
-    head_path = extrude(
+    return extrude(
         mesh,
         quads,
         HEAD,
         [(0, _Y_TOP - 0.02, -0.015), (0, 1.47, -0.01), (0, 1.56, 0.02), (0, 1.67, 0.02)],
-        head_profile,
+        _profile(list(_HEAD_KNOTS)),
         _HEAD_STEPS,
         np.array([1.0, 0, 0]),
         0.045,
     )
-    return {**leg_paths, **arm_paths, HEAD: head_path}
 
 
 def build_surface() -> Surface:

@@ -15,7 +15,7 @@ One `BodyModel` holds SMPL (24 joints), SMPL-H (52) and SMPL-X (55): the joint c
 
 so `transl` is added after posing about the root joint: v = R_root (v_rest - J0) + J0 + transl.
 
-It is written for ONE body; batch with `jax.vmap(lbs, in_axes=(None, 0, 0, 0, 0))`.
+It is written for ONE body; `pose_bodies` poses [n] or [P, T] batches (`lbs` vmapped, jitted).
 """
 
 from __future__ import annotations
@@ -236,3 +236,36 @@ def lbs(
         verts = verts + transl
         joints = joints + transl
     return BodyOutput(vertices=verts, joints=joints)
+
+
+@functools.partial(jax.jit, static_argnames=("rep",))
+def pose_bodies(
+    model: BodyModel,
+    betas: Float[Array, "*lead B"] | Float[Array, " B"],
+    global_orient: Float[Array, "*lead 3 3"],
+    body_pose: Float[Array, "*lead Jm1 3 3"],
+    transl: Float[Array, "*lead 3"],
+    *,
+    rep: str = "matrix",
+) -> BodyOutput:
+    """Poses a batch of bodies: `lbs` vmapped over the leading axes `lead` ([n] or [P, T]).
+
+    One jitted program per model and shapes (the model is an argument, not baked-in constants);
+    the same numbers as `lbs` called body by body.
+
+    Args:
+      model: the body model (shared by every body).
+      betas: float[*lead, B], or float[B] shared by every body.
+      global_orient: float[*lead, 3, 3] (rep="matrix"; [*lead, 3] "axis_angle", [*lead, 6] "6d").
+      body_pose: float[*lead, J-1, 3, 3] (or [*lead, J-1, 3] / [*lead, J-1, 6]).
+      transl: float[*lead, 3]; its leading axes define `lead`.
+      rep: rotation representation of `global_orient` and `body_pose` (static).
+
+    Returns:
+      BodyOutput(vertices float[*lead, V, 3], joints float[*lead, J, 3]).
+    """
+    betas_axis = None if jnp.ndim(betas) == 1 else 0
+    posed = functools.partial(lbs, rep=rep)
+    for _ in range(jnp.ndim(transl) - 1):
+        posed = jax.vmap(posed, in_axes=(None, betas_axis, 0, 0, 0))
+    return posed(model, betas, global_orient, body_pose, transl)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
 import numpy as np
 
 import body_models
@@ -92,15 +91,11 @@ def _gt_keyframe_joints(result: Result, gt: GroundTruth, body_model) -> np.ndarr
     P, T = np.asarray(gt.gt_smpl_transl).shape[:2]
     if betas.ndim == 2:
         betas = np.broadcast_to(betas[:, None], (P, T, betas.shape[-1]))
-    out = _pose_tracks(body_model, betas, np.asarray(gt.gt_smpl_global_orient, np.float32),
-                  np.asarray(gt.gt_smpl_body_pose, np.float32),
-                  np.asarray(gt.gt_smpl_transl, np.float32))
+    out = body_models.pose_bodies(body_model, betas,
+                                  np.asarray(gt.gt_smpl_global_orient, np.float32),
+                                  np.asarray(gt.gt_smpl_body_pose, np.float32),
+                                  np.asarray(gt.gt_smpl_transl, np.float32))
     return np.asarray(out.joints, np.float64)
-
-
-# Module level, the body model an argument: one compiled program per shapes (P tracks x T frames).
-_pose_tracks = jax.jit(jax.vmap(jax.vmap(body_models.lbs, in_axes=(None, 0, 0, 0, 0)),
-                                in_axes=(None, 0, 0, 0, 0)))
 
 
 def _keyframe_human_metrics(result: Result, gt_joints: np.ndarray) -> dict[str, Any]:

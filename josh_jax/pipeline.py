@@ -101,10 +101,8 @@ def _log_prepared(prepared: list, prepare_s: float) -> None:
 
 
 def check_batch_memory(prepared: list, clips: Sequence[Clip], config, body_model) -> None:
-    """`preflight.check_memory` on the bucketed problems (when the config has `limits`)."""
-    limits = config.get("limits")
-    if limits is None:
-        return
+    """`preflight.check_memory` on the bucketed problems against `config.limits`."""
+    limits = config.limits
     need = preflight.check_memory([p for p, _ in prepared], clips, body_model, limits,
                                   source=f"batch of {len(clips)} clip(s)")
     logging.info("[prepare] estimated peak memory %.2f GB (limit %.1f GB)", need / 2**30,

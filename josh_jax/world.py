@@ -86,8 +86,7 @@ def track_to_world(body_model, T_world_cam_key, lo, hi, alpha, R_cam, pose, beta
     pose_f = jnp.where(valid_f[:, None, None, None], pose_f, eye)
     t_f = jnp.where(valid_f[:, None], t_f, 0.0)
     betas_f = jnp.where(valid_f[:, None], betas_f, 0.0)
-    out = jax.vmap(lambda b, R, p, t: body_models.lbs(body_model, b, R, p, t))(
-        betas_f, R_f, pose_f, t_f)
+    out = body_models.pose_bodies(body_model, betas_f, R_f, pose_f, t_f)
     joints = jnp.where(valid_f[:, None, None], out.joints, 0.0)
     verts = jnp.where(valid_f[:, None, None], out.vertices, 0.0)
     return R_f, pose_f, betas_f, t_f, valid_f, joints, verts

@@ -142,16 +142,22 @@ def test_gradients_match_finite_differences(smpl):
         )
 
 
-def test_vmap_equals_python_loop(smpl):
-    betas, go, bp, tr = _random_inputs(3)
-    batched = jax.jit(jax.vmap(lambda b, g, p, t: bm.lbs(smpl, b, g, p, t, rep="axis_angle")))(
-        betas, go, bp, tr
-    )
+def test_pose_bodies_equals_python_loop(smpl):
+    betas, go, bp, tr = _random_inputs(3, n=4)
+    batched = bm.pose_bodies(smpl, betas, go, bp, tr, rep="axis_angle")  # [n]
     single_fn = jax.jit(bm.lbs, static_argnames="rep")
     for i in range(betas.shape[0]):
         single = single_fn(smpl, betas[i], go[i], bp[i], tr[i], rep="axis_angle")
         np.testing.assert_allclose(batched.vertices[i], single.vertices, atol=2e-6)
         np.testing.assert_allclose(batched.joints[i], single.joints, atol=2e-6)
+    # [P, T] bodies sharing one betas vector: the [n] result of the same bodies, reshaped.
+    shared = bm.pose_bodies(smpl, betas[0], *(x.reshape((2, 2) + x.shape[1:]) for x in (go, bp, tr)),
+                            rep="axis_angle")
+    assert shared.vertices.shape == (2, 2, smpl.num_vertices, 3)
+    same_betas = bm.pose_bodies(smpl, jnp.broadcast_to(betas[0], betas.shape), go, bp, tr,
+                                rep="axis_angle")
+    np.testing.assert_allclose(shared.joints.reshape(4, -1, 3), same_betas.joints, atol=2e-6)
+    np.testing.assert_allclose(shared.vertices.reshape(4, -1, 3), same_betas.vertices, atol=2e-6)
 
 
 def test_jit_equals_eager_and_model_is_a_pytree(smpl):

@@ -21,9 +21,9 @@ from trainers.cut3r.convert import (
     CheckpointMismatchError,
     abstract_cut3r,
     convert_state_dict,
+    load_checkpoint_file,
     load_cut3r,
     load_params,
-    load_state_dict_file,
     save_params,
 )
 from trainers.cut3r.recurrent import init_carry, step
@@ -44,7 +44,7 @@ def _shapes(model) -> dict[str, tuple[int, ...]]:
 
 @pytest.fixture(scope="module")
 def state_dict():
-    return load_state_dict_file(STATE_DICT)
+    return load_checkpoint_file(STATE_DICT)
 
 
 @pytest.fixture(scope="module")
@@ -149,12 +149,12 @@ def test_file_formats_and_params_round_trip(tmp_path, state_dict, tiny):
     with pytest.raises(CheckpointMismatchError):
         load_params(out, _cfg(enc_depth=3))
     with pytest.raises(InputError, match="missing.npz"):
-        load_state_dict_file(tmp_path / "missing.npz")
+        load_checkpoint_file(tmp_path / "missing.npz")
     safetensors_numpy = pytest.importorskip("safetensors.numpy")
     st = tmp_path / "cut3r.safetensors"
     safetensors_numpy.save_file({k: np.ascontiguousarray(v) for k, v in state_dict.items()},
                                 str(st))
-    assert set(load_state_dict_file(st)) == set(state_dict)
+    assert set(load_checkpoint_file(st)) == set(state_dict)
 
 
 def test_stacks_are_scanned(tiny):

@@ -183,8 +183,8 @@ def test_no_import_cycles():
 
 
 # Files that still write with their own temporary-name-and-rename code instead of
-# `josh_jax.io.atomic` (body_models may not import the project; trainers/state_dict_file.py is next).
-OWN_ATOMIC_WRITERS = {"body_models/loaders.py", "trainers/state_dict_file.py"}
+# `josh_jax.io.atomic` (body_models may not import the project).
+OWN_ATOMIC_WRITERS = {"body_models/loaders.py"}
 
 
 def test_one_atomic_writer():

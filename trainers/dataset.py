@@ -202,5 +202,5 @@ def build_dataset(data_config: Any, body: body_models.BodyModel) -> PairDataset:
         sequences = [frames_from_result(result, clip, body, source=f"josh:{seed}")
                      for (result, _), (clip, _), seed in zip(outs, clips, seeds, strict=True)]
     return make_pair_dataset(sequences, body, min_gap=data_config.min_gap,
-                             max_gap=data_config.get("max_gap") or None,
+                             max_gap=data_config.max_gap or None,
                              view2_depth_frame=data_config.view2_depth_frame)

@@ -58,7 +58,7 @@ class MASt3R(nnx.Module):
     def __init__(self, config, *, rngs: nnx.Rngs):
         c = config
         dtype = compute_dtype(c.compute_dtype)
-        remat = c.get("remat", "none")
+        remat = c.remat
         self.patch_size = c.patch_size
         self.encoder = ViTEncoder(c.enc_embed_dim, c.enc_depth, c.enc_num_heads,
                                   patch_size=c.patch_size, mlp_ratio=c.mlp_ratio, eps=c.enc_ln_eps,

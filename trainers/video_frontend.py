@@ -33,7 +33,6 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-import jax
 import numpy as np
 from absl import logging
 from flax import nnx
@@ -72,13 +71,6 @@ def keyframes(frames: Iterable[np.ndarray], interval: int, taken: list[int]) -> 
     if held is not None:
         taken.append(held[0])
         yield held[1]
-
-
-@jax.jit
-def _posed_vertices(body_model, orient, pose, betas, transl):
-    """float[P, T, V, 3] camera-frame vertices of [P, T] body parameters."""
-    lbs = jax.vmap(jax.vmap(lambda r, p, b, t: body_models.lbs(body_model, b, r, p, t).vertices))
-    return lbs(orient, pose, betas, transl)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,9 +187,9 @@ class VideoFrontend:
         (H, W), T, P = hw, T_world_cam.shape[0], len(tracks["ids"])
         verts_cam = np.zeros((P, T, self.body_model.v_template.shape[0], 3), np.float32)
         if P:
-            verts_cam = np.asarray(_posed_vertices(self.body_model, tracks["orient"],
-                                                   tracks["pose"], tracks["betas"],
-                                                   tracks["transl"]))
+            verts_cam = np.asarray(body_models.pose_bodies(  # float[P, T, V, 3] camera frame
+                self.body_model, tracks["betas"], tracks["orient"], tracks["pose"],
+                tracks["transl"]).vertices)
         verts_world = np.einsum("tij,ptvj->ptvi", T_world_cam[:, :3, :3], verts_cam)
         verts_world = verts_world + T_world_cam[None, :, None, :3, 3]
         verts_world = np.where(tracks["valid"][..., None, None], verts_world, np.nan)

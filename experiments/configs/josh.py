@@ -29,6 +29,7 @@ import ml_collections
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """The config of a preset (module docstring): the default's sections, then the preset's changes."""
     preset = arg or "default"
     if preset not in ("default", "fast", "reference_compat"):
         raise ValueError(
@@ -40,7 +41,28 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.seed = 0
     c.body_model_path = ""  # "" -> body_models.load_model(None) (built-in body)
 
-    # --- prepare ---
+    _prepare(c)  # josh_jax.prepare
+    _optimize(c)  # josh_jax.optimize
+
+    # --- input limits and plausibility (josh_jax/preflight.py; docs/robustness.md) ---
+    # Checked before anything is allocated: npz members from their zip and .npy headers, clip
+    # dimensions from the headers, the frame span from `frame_index`, the memory of the
+    # optimisation and the result from the bucketed shapes (before compiling).
+    c.limits = _limits()
+
+    # --- quality (josh_jax.quality.quality_problems: a result past any of these is `suspect`) ---
+    c.quality = _quality()
+
+    # --- outputs ---
+    c.output_scene_stride = 2  # pixel step of the dense scene points stored in the Result
+
+    _apply_preset(c, preset)
+    c.lock()
+    return c
+
+
+def _prepare(c: ml_collections.ConfigDict) -> None:
+    """The fields of `josh_jax.prepare`: sampling, matches, focal, contacts, buckets."""
     c.subsample = 8
     c.conf_offset = 0.999
     c.conf_thres = 0.1
@@ -75,7 +97,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         )
     )
 
-    # --- optimize ---
+
+def _optimize(c: ml_collections.ConfigDict) -> None:
+    """The fields of `josh_jax.optimize`: stages, convergence, weights, priors, parametrisation."""
     c.stage1 = ml_collections.ConfigDict(dict(iters=500, lr=0.07, gamma=1.1))
     c.stage2 = ml_collections.ConfigDict(dict(iters=200, lr=0.014, gamma=0.4))
     # A stage ends once |loss(i) - loss(i - window)| <= rel_tol |loss(i)| (per clip, also in a
@@ -93,7 +117,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # JOSH: static 0.1, smooth 0.1. The static and smoothness terms are what remove the HMR's
     # per-frame depth noise once the bodies move along their camera rays; heavier, they start to
     # bend the camera path (benchmarks/josh_accuracy.py).
-    c.weights = ml_collections.ConfigDict(dict(scale=1.0, prior=100.0, static=1.0, smooth=1.0))
+    # focal: a weak prior rho(|log(f / f_init)|) on the shared focal (objective.focal_prior_term);
+    # 0 (JOSH: none). 1.0 (untuned) with focal_depth_model "proportional" in the accuracy sweep.
+    c.weights = ml_collections.ConfigDict(
+        dict(scale=1.0, prior=100.0, static=1.0, smooth=1.0, focal=0.0)
+    )
     # Per-parameter prior weights (multiplying weights.prior). The body's depth moves along its
     # camera ray through depth_offset / depth_scale (per-frame / per-track log depth;
     # depth_along_ray): the HMR's 2D position is reliable, its depth is not, so the transl keeps
@@ -114,15 +142,19 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.focal_update = "single"  # "per_image": the reference's N Adam updates per step
     c.smooth_gap = "video"  # "video": gaps in video frames (per median gap); "image": reference
     c.human_depth_follows_focal = True  # transl z scaled by f / f_init in every term and output
+    # How the scene depths follow the focal (docs/method.md §4): "josh" (JOSH's: every depth
+    # shifts by m (f/f0 - 1), the relief shrinks as f0/f) or "proportional" (every depth scales
+    # with f/f0, the relief is kept). "josh" by default: benchmarks/josh_accuracy.py
+    # (variant proportional_focal_prior) and docs/method.md §8 say why.
+    c.focal_depth_model = "josh"
     c.compensate_contact_offset = True  # focal-compensate the contact offsets like the matches
     # Move each body along its camera ray by exp(track log scale + frame log offset).
     c.depth_along_ray = True
 
-    # --- input limits and plausibility (josh_jax/preflight.py; docs/robustness.md) ---
-    # Checked before anything is allocated: npz members from their zip and .npy headers, clip
-    # dimensions from the headers, the frame span from `frame_index`, the memory of the
-    # optimisation and the result from the bucketed shapes (before compiling).
-    c.limits = ml_collections.ConfigDict(
+
+def _limits() -> ml_collections.ConfigDict:
+    """`config.limits`: input limits and plausibility (josh_jax/preflight.py)."""
+    return ml_collections.ConfigDict(
         dict(
             max_member_mb=4096,  # declared (inflated) size of one npz member
             max_file_mb=8192,  # declared size of all members of one npz
@@ -149,8 +181,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         )
     )
 
-    # --- quality (josh_jax.quality.quality_problems: a result past any of these is `suspect`) ---
-    c.quality = ml_collections.ConfigDict(
+
+def _quality() -> ml_collections.ConfigDict:
+    """`config.quality`: thresholds past which a result is `suspect`."""
+    return ml_collections.ConfigDict(
         dict(
             min_trusted_fraction=0.05,  # share of pixels with conf - conf_offset > conf_thres
             min_contacts_per_track=1,  # contact-labelled vertices (contact > contact_thres)
@@ -159,9 +193,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         )
     )
 
-    # --- outputs ---
-    c.output_scene_stride = 2  # pixel step of the dense scene points stored in the Result
 
+def _apply_preset(c: ml_collections.ConfigDict, preset: str) -> None:
+    """The `fast` and `reference_compat` presets' changes to the default (module docstring)."""
     if preset == "fast":
         # The default's schedule, but a stage ends once its loss has converged (per clip): fewer
         # iterations only where they no longer change the loss. (150 + 60 fixed iterations, the
@@ -188,5 +222,3 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.weights.smooth = 0.1
         c.weights.static = 0.1
         c.human_global_scale_stages = ()
-    c.lock()
-    return c

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import os
 
-import jax
 import numpy as np
 from scipy.spatial.transform import Rotation
 
@@ -43,10 +42,6 @@ from josh_jax.result import Result
 AMASS_FORMAT_VERSION = "josh_jax.amass/1"
 AMASS_FROM_WORLD = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 _SMPLH_FINGERS = 30
-# Module level, so that files of the same shapes reuse one compiled program.
-_pose_axis_angle = jax.jit(jax.vmap(
-    lambda model, b, g, p, t: body_models.lbs(model, b, g, p, t, rep="axis_angle"),
-    in_axes=(None, 0, 0, 0, 0)))
 
 
 def _axis_angle(R: np.ndarray) -> np.ndarray:
@@ -127,8 +122,9 @@ def repose(arrays: dict[str, np.ndarray], body_model) -> tuple[np.ndarray, np.nd
     else:
         body = arrays["poses"][:, 3:].reshape(N, J - 1, 3)
     betas = np.broadcast_to(np.asarray(arrays["betas"], np.float32), (N, body_model.num_betas))
-    out = _pose_axis_angle(body_model, betas, arrays["root_orient"].astype(np.float32),
-                           body.astype(np.float32), arrays["trans"].astype(np.float32))
+    out = body_models.pose_bodies(body_model, betas, arrays["root_orient"].astype(np.float32),
+                                  body.astype(np.float32), arrays["trans"].astype(np.float32),
+                                  rep="axis_angle")
     A = np.asarray(arrays.get("world_from_result", AMASS_FROM_WORLD), np.float64)
     return np.asarray(out.joints, np.float64) @ A, np.asarray(out.vertices, np.float64) @ A
 

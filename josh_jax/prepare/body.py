@@ -12,7 +12,7 @@ import dataclasses
 import jax
 import numpy as np
 
-from body_models.model import BodyModel, lbs, regress_joints
+from body_models.model import BodyModel, pose_bodies, regress_joints
 
 
 def subset_body_model(model: BodyModel, vertex_ids: np.ndarray) -> BodyModel:
@@ -74,8 +74,5 @@ def smpl_forward(model: BodyModel, betas, global_orient, body_pose, transl):
 
 @jax.jit  # module level, the model an argument: one compiled program per shapes
 def _smpl_forward(model, betas, global_orient, body_pose, transl):
-    def one(b, o, p, t):
-        out = lbs(model, b, o, p, t)
-        return out.vertices, regress_joints(model, out.vertices)
-
-    return jax.vmap(one)(betas, global_orient, body_pose, transl)
+    vertices = pose_bodies(model, betas, global_orient, body_pose, transl).vertices
+    return vertices, jax.vmap(regress_joints, in_axes=(None, 0))(model, vertices)

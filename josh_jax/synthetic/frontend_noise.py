@@ -124,32 +124,14 @@ def sample_matches(depth: np.ndarray, human: np.ndarray, conf: np.ndarray, K: np
         matches float32[E, M, 2, 2], match_confidence float32[E, M], counts int32[E],
         is_outlier bool[E, M].
     """
-    num, height, width = depth.shape
+    _, height, width = depth.shape
     gv, gu = np.meshgrid(np.arange(0, height, grid_step), np.arange(0, width, grid_step),
                          indexing="ij")
     cells = np.stack([gu.ravel(), gv.ravel()], -1)
     per_pair = []
     for i, j in pairs:
-        jitter = rng.integers(0, grid_step, size=cells.shape)
-        uv = np.minimum(cells + jitter, [width - 1, height - 1])
-        keep = ~human[i, uv[:, 1], uv[:, 0]]
-        uv = uv[keep]
-        z = depth[i, uv[:, 1], uv[:, 0]]
-        x_cam = np.stack([(uv[:, 0] - K[0, 2]) * z / K[0, 0], (uv[:, 1] - K[1, 2]) * z / K[1, 1],
-                          z], -1)
-        x_world = x_cam @ T_world_cam[i, :3, :3].T + T_world_cam[i, :3, 3]
-        R_jw = T_world_cam[j, :3, :3].T
-        x_j = (x_world - T_world_cam[j, :3, 3]) @ R_jw.T
-        zj = x_j[:, 2]
-        zs = np.where(zj > 1e-3, zj, 1.0)
-        uj = np.round(K[0, 0] * x_j[:, 0] / zs + K[0, 2]).astype(np.int64)
-        vj = np.round(K[1, 1] * x_j[:, 1] / zs + K[1, 2]).astype(np.int64)
-        ok = (zj > 1e-3) & (uj >= 0) & (uj < width) & (vj >= 0) & (vj < height)
-        uj_c, vj_c = np.clip(uj, 0, width - 1), np.clip(vj, 0, height - 1)
-        ok &= ~human[j, vj_c, uj_c]
-        ok &= np.abs(depth[j, vj_c, uj_c] - zj) < visibility_rel * np.maximum(zj, 1e-3)
-        src = uv[ok]
-        dst = np.stack([uj[ok], vj[ok]], -1)
+        src, dst = _visible_matches(depth, human, K, T_world_cam, i, j, cells, rng, grid_step,
+                                    visibility_rel)
         if len(src) > max_matches:
             pick = np.sort(rng.choice(len(src), max_matches, replace=False))
             src, dst = src[pick], dst[pick]
@@ -161,7 +143,40 @@ def sample_matches(depth: np.ndarray, human: np.ndarray, conf: np.ndarray, K: np
                 dst[outlier] = rand[:, ::-1]
         q = np.sqrt(conf[i, src[:, 1], src[:, 0]] * conf[j, dst[:, 1], dst[:, 0]]) / 10.0
         per_pair.append((src, dst, q, outlier))
-    num_pairs = len(pairs)
+    return _padded(per_pair)
+
+
+def _visible_matches(depth, human, K, T_world_cam, i: int, j: int, cells, rng, grid_step: int,
+                     visibility_rel: float):
+    """(src int[n, 2], dst int64[n, 2]) pixels (u, v): frame i's jittered grid of scene pixels
+    moved to frame j with the true depth and cameras, kept where they land inside frame j, off its
+    people and unoccluded."""
+    _, height, width = depth.shape
+    jitter = rng.integers(0, grid_step, size=cells.shape)
+    uv = np.minimum(cells + jitter, [width - 1, height - 1])
+    keep = ~human[i, uv[:, 1], uv[:, 0]]
+    uv = uv[keep]
+    z = depth[i, uv[:, 1], uv[:, 0]]
+    x_cam = np.stack([(uv[:, 0] - K[0, 2]) * z / K[0, 0], (uv[:, 1] - K[1, 2]) * z / K[1, 1],
+                      z], -1)
+    x_world = x_cam @ T_world_cam[i, :3, :3].T + T_world_cam[i, :3, 3]
+    R_jw = T_world_cam[j, :3, :3].T
+    x_j = (x_world - T_world_cam[j, :3, 3]) @ R_jw.T
+    zj = x_j[:, 2]
+    zs = np.where(zj > 1e-3, zj, 1.0)
+    uj = np.round(K[0, 0] * x_j[:, 0] / zs + K[0, 2]).astype(np.int64)
+    vj = np.round(K[1, 1] * x_j[:, 1] / zs + K[1, 2]).astype(np.int64)
+    ok = (zj > 1e-3) & (uj >= 0) & (uj < width) & (vj >= 0) & (vj < height)
+    uj_c, vj_c = np.clip(uj, 0, width - 1), np.clip(vj, 0, height - 1)
+    ok &= ~human[j, vj_c, uj_c]
+    ok &= np.abs(depth[j, vj_c, uj_c] - zj) < visibility_rel * np.maximum(zj, 1e-3)
+    return uv[ok], np.stack([uj[ok], vj[ok]], -1)
+
+
+def _padded(per_pair: list):
+    """Per-pair (src, dst, q, outlier) -> (matches float32[E, M, 2, 2], match_confidence
+    float32[E, M], counts int32[E], is_outlier bool[E, M]), zero-padded to the longest pair."""
+    num_pairs = len(per_pair)
     m = max([len(p[0]) for p in per_pair] + [1])
     matches = np.zeros((num_pairs, m, 2, 2), np.float32)
     match_conf = np.zeros((num_pairs, m), np.float32)

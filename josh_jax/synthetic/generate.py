@@ -111,8 +111,26 @@ def generate_clip(config, seed: int, *, return_extras: bool = False):
     tracks = _tracks(config, model, scene, people, person_map, T_world_cam, key_idx, fps,
                      focal, hmr_focal, rngs)
 
+    clip = _make_clip(config, model, key_idx, fps, front, human, tracks, hmr_focal, images,
+                      len(people))
+    gt = _make_ground_truth(config, model, scene, people, tracks, T_world_cam, T_world_cam_all,
+                            focal, human, depth, num_video)
+    if not return_extras:
+        return clip, gt
+    extras = dict(scene=scene, person_map=person_map, depth=depth, K=K, model=model,
+                  verts_world=[p["verts"] for p in people], key_index=key_idx,
+                  frame_scale=front["frame_scale"], pred_depth=front["pred_depth"],
+                  match_outlier=front["outliers"],
+                  stance=[p["motion"].stance for p in people],
+                  ik_residual_m=[p["motion"].ik_residual_m for p in people])
+    return clip, gt, extras
+
+
+def _make_clip(config, model, key_idx, fps: float, front: dict, human, tracks: dict,
+               hmr_focal: float, images, num_people: int) -> clip_lib.Clip:
+    """The Clip a front end would have produced: noisy pointmaps, matches and HMR tracks."""
     f32 = np.float32
-    clip = clip_lib.Clip(
+    return clip_lib.Clip(
         frame_index=key_idx.astype(np.int32),
         fps=np.asarray(fps, f32),
         pointmaps=front["pointmaps"],
@@ -131,11 +149,17 @@ def generate_clip(config, seed: int, *, return_extras: bool = False):
         images=images if config.store_images else None,
         focal_init=np.asarray(front["pred_focal"], f32),
         pair_scores=front["counts"].astype(f32),
-        track_id=np.arange(len(people), dtype=np.int32),
+        track_id=np.arange(num_people, dtype=np.int32),
         body_model=model.name,
     )
+
+
+def _make_ground_truth(config, model, scene, people: list, tracks: dict, T_world_cam,
+                       T_world_cam_all, focal: float, human, depth,
+                       num_video: int) -> clip_lib.GroundTruth:
+    """The true cameras, bodies, contacts and scene of the clip."""
     scene_vertices, scene_faces, _ = scene.mesh()
-    gt = clip_lib.GroundTruth(
+    return clip_lib.GroundTruth(
         gt_T_world_cam=T_world_cam,
         gt_focal=np.asarray(focal, np.float64),
         gt_pointmap_scale=np.asarray(1.0 / config.noise.scale, np.float64),
@@ -147,21 +171,12 @@ def generate_clip(config, seed: int, *, return_extras: bool = False):
         gt_scene_vertices=scene_vertices,
         gt_scene_faces=scene_faces,
         gt_human_mask=human,
-        gt_depth=depth.astype(f32) if config.store_gt_depth else None,
+        gt_depth=depth.astype(np.float32) if config.store_gt_depth else None,
         gt_frame_index=np.arange(num_video, dtype=np.int32),
         gt_T_world_cam_all=T_world_cam_all,
         gt_joints_world_all=(np.stack([p["joints"] for p in people]) if people
                              else np.zeros((0, num_video, model.num_joints, 3))),
     )
-    if not return_extras:
-        return clip, gt
-    extras = dict(scene=scene, person_map=person_map, depth=depth, K=K, model=model,
-                  verts_world=[p["verts"] for p in people], key_index=key_idx,
-                  frame_scale=front["frame_scale"], pred_depth=front["pred_depth"],
-                  match_outlier=front["outliers"],
-                  stance=[p["motion"].stance for p in people],
-                  ik_residual_m=[p["motion"].ik_residual_m for p in people])
-    return clip, gt, extras
 
 
 def _people(config, model, scene, num_video: int, fps: float, rngs) -> list[dict]:

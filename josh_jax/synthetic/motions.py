@@ -20,9 +20,7 @@ semantics: local rotations relative to the parent, about rest joints that are wo
 from __future__ import annotations
 
 import dataclasses
-import functools
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy import ndimage
@@ -205,12 +203,6 @@ def _pose(rig: _Rig, plan: RootPlan, foot_xz, foot_y, foot_yaw, foot_pitch, pelv
     return local, transl, miss
 
 
-@functools.lru_cache(maxsize=8)
-def _batched_lbs(model_name: str):
-    del model_name  # one compiled function per body model kind (shapes differ)
-    return jax.jit(jax.vmap(body_models.lbs, in_axes=(None, None, 0, 0, 0)))
-
-
 def pose_vertices(model, betas, global_orient, body_pose, transl):
     """World vertices and joints of one person for every frame.
 
@@ -222,10 +214,10 @@ def pose_vertices(model, betas, global_orient, body_pose, transl):
     Returns:
         vertices float64[F, V, 3], joints float64[F, J, 3].
     """
-    out = _batched_lbs(model.name)(model, jnp.asarray(betas, jnp.float32),
-                                   jnp.asarray(global_orient, jnp.float32),
-                                   jnp.asarray(body_pose, jnp.float32),
-                                   jnp.asarray(transl, jnp.float32))
+    out = body_models.pose_bodies(model, jnp.asarray(betas, jnp.float32),
+                                  jnp.asarray(global_orient, jnp.float32),
+                                  jnp.asarray(body_pose, jnp.float32),
+                                  jnp.asarray(transl, jnp.float32))
     return np.asarray(out.vertices, np.float64), np.asarray(out.joints, np.float64)
 
 

@@ -8,7 +8,8 @@ Stable public API (Human3R builds on these names; shapes in each docstring):
   Building and loading (trainers.cut3r.convert)
     load_cut3r(state_dict_or_path, cfg) -> (Cut3r, ConversionReport)   abstract build + fill
     abstract_cut3r(cfg); convert_state_dict(model, sd); fill_model(model, arrays)
-    load_state_dict_file(path)   .pth (torch optional) / .npz / .safetensors
+    load_checkpoint_file(path)   .pth (torch optional) / .npz / .safetensors (the shared
+                                 trainers.state_dict_file reader, CUT3R layout)
     save_params(path, model); load_params(path, cfg)   converted parameters, atomic .npz
     CheckpointMismatchError (an InputError)
     random_params(cfg, seed) -> Cut3r   random weights without host init (benchmarks)

@@ -1,6 +1,6 @@
 """Official CUT3R checkpoints (`.pth`, `.safetensors`, `.npz` state dicts) -> the NNX model.
 
-    state_dict = load_state_dict_file("cut3r_512_dpt_4_64.pth")   # torch only for .pth
+    state_dict = load_checkpoint_file("cut3r_512_dpt_4_64.pth")   # torch only for .pth
     model, report = load_cut3r(state_dict, Cut3rConfig.from_config(get_config("released").model))
 
 The model is built abstractly (`nnx.eval_shape`: no random initialisation of 793 M parameters)
@@ -31,6 +31,7 @@ from flax import nnx
 
 from josh_jax.errors import InputError
 from josh_jax.io.atomic import atomic_write
+from trainers import state_dict_file
 from trainers.cut3r.config import Cut3rConfig
 from trainers.cut3r.model import Cut3r
 from trainers.nn.dpt import PatchConvTranspose
@@ -221,7 +222,7 @@ def load_cut3r(state_dict: Mapping[str, Any] | str | os.PathLike, cfg: Cut3rConf
     """Builds CUT3R abstractly and fills it from a state dict (or a checkpoint file path)."""
     if not isinstance(state_dict, Mapping):
         source = source or os.fspath(state_dict)
-        state_dict = load_state_dict_file(state_dict)
+        state_dict = load_checkpoint_file(state_dict)
     model = abstract_cut3r(cfg)
     arrays, report = convert_state_dict(model, state_dict)
     if strict and not report.ok:
@@ -237,56 +238,13 @@ def load_cut3r(state_dict: Mapping[str, Any] | str | os.PathLike, cfg: Cut3rConf
     return fill_model(model, arrays), report
 
 
-def _unwrap(obj: Any, path: str) -> Mapping[str, Any]:
-    """The state dict inside a loaded checkpoint ({'model': ...}, {'state_dict': ...}, flat)."""
-    if isinstance(obj, Mapping):
-        for key in ("model", "state_dict"):
-            if key in obj and isinstance(obj[key], Mapping):
-                return obj[key]
-        if all(isinstance(k, str) for k in obj):
-            return obj
-    raise CheckpointMismatchError(path, "(file)", "a state dict or a dict with 'model'",
-                                  type(obj).__name__)
-
-
-def _read_torch(path: str) -> dict[str, np.ndarray]:
-    """A `.pth` checkpoint through torch (optional dependency, imported only here)."""
-    try:
-        import torch  # pylint: disable=import-outside-toplevel
-    except ImportError as e:
-        raise CheckpointMismatchError(path, "(file)", "torch installed to read .pth files "
-                                      "(or a .npz/.safetensors state dict)", "no torch") from e
-    # The official checkpoints pickle argparse args next to the weights: weights_only=False.
-    obj = torch.load(path, map_location="cpu", weights_only=False)
-    out = {}
-    for k, v in _unwrap(obj, path).items():
-        if hasattr(v, "detach"):
-            v = v.detach().cpu()
-            v = (v.float() if v.is_floating_point() else v).numpy()
-        out[k] = np.asarray(v)
-    return out
-
-
-def load_state_dict_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """name -> numpy array from `.pth`/`.pt` (torch), `.npz` or `.safetensors`."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise CheckpointMismatchError(path, "(file)", "an existing checkpoint file", "no file")
-    ext = os.path.splitext(path)[1].lower()
-    if ext in (".pth", ".pt", ".ckpt"):
-        return _read_torch(path)
-    if ext == ".npz":
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    if ext == ".safetensors":
-        try:
-            from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
-        except ImportError as e:
-            raise CheckpointMismatchError(path, "(file)", "the safetensors package",
-                                          "not installed") from e
-        return dict(load_file(path))
-    raise CheckpointMismatchError(path, "(extension)", ".pth, .pt, .npz or .safetensors",
-                                  repr(ext))
+def load_checkpoint_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """name -> numpy array from an official CUT3R / Human3R checkpoint (`.pth`/`.pt` through torch,
+    `.npz` or `.safetensors`): `trainers.state_dict_file.load_state_dict_file` with their layout
+    (weights under 'model', the argparse args pickled beside them, so torch's weights_only is
+    off) and refusals as `CheckpointMismatchError`."""
+    return state_dict_file.load_state_dict_file(path, wrapper_keys=("model", "state_dict"),
+                                                weights_only=False, error=CheckpointMismatchError)
 
 
 def save_params(path: str | os.PathLike, model: nnx.Module) -> str:

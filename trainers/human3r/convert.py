@@ -255,7 +255,7 @@ def load_human3r(
     """Builds Human3R from an official state dict or checkpoint file (strict: every entry)."""
     if not isinstance(state_dict, Mapping):
         source = source or os.fspath(state_dict)
-        state_dict = cut3r_convert.load_state_dict_file(state_dict)
+        state_dict = cut3r_convert.load_checkpoint_file(state_dict)
     model = cut3r_convert.abstract_cut3r(sizes.cut3r)
     arrays, human, report = convert_state_dict(sizes, state_dict, model)
     if not report.ok:
