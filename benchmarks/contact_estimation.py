@@ -3,7 +3,8 @@
 Per scene type (stairs, sitting, turning, two people) and seed it generates a synthetic clip,
 estimates the contacts from the world-frame body vertices at the keyframes (true vertices plus a
 per-frame body-estimate error: a rigid jitter of `--body_jitter_m`) and the scene points of the
-human-masked depth of all keyframes (plus `--scene_noise_m` noise; `--scene_points` points), and
+human-masked depth of all keyframes (plus `--scene_noise_m` noise; `--scene_points` points; with
+`--scene_window=n` frame t reads only the points of keyframes t-n..t+n, as the front end), and
 reports precision and recall at p > 0.5 against `gt_contact`, next to the DECO-like labels the
 synthetic front end writes (`clip.contact`: the generator's noise model of DECO, drawn from the
 truth). The thresholds are `experiments/configs/frontend.py` `contacts` (override with
@@ -46,6 +47,9 @@ _SIZE = flags.DEFINE_list("size", ["96", "160"], "Rendered height, width.")
 _JITTER = flags.DEFINE_float("body_jitter_m", 0.02, "Per-frame rigid jitter of the bodies.")
 _SCENE_NOISE = flags.DEFINE_float("scene_noise_m", 0.01, "Noise of the scene points.")
 _SCENE_POINTS = flags.DEFINE_integer("scene_points", 20000, "Scene points kept (random subset).")
+_SCENE_WINDOW = flags.DEFINE_integer(
+    "scene_window", -1, "-1: every frame reads the whole static cloud; n >= 0: the points of "
+    "keyframes t-n..t+n only, as the front end (its `contacts.neighbours`).")
 _JOSH = flags.DEFINE_boolean("josh", False, "Also run JOSH with estimated vs DECO-like labels.")
 _JOSH_SEEDS = flags.DEFINE_list("josh_seeds", ["0", "1", "2"], "Default-preset sweep seeds.")
 _JOSH_SCENES = flags.DEFINE_list("josh_scenes", ["stairs", "sit", "turn", "curved", "two_people"],
@@ -80,15 +84,20 @@ def estimated_contacts(clip, gt, extras, rng, settings, regions) -> np.ndarray:
     T = np.asarray(extras["T_world_cam"], np.float64)
     pts_world = np.einsum("tij,thwj->thwi", T[:, :3, :3], pts_cam) + T[:, None, None, :3, 3]
     keep = (extras["person_map"] < 0) & np.isfinite(extras["depth"])
+    frame_of = np.broadcast_to(np.arange(len(key))[:, None, None], keep.shape)[keep]
     cloud = pts_world[keep]
     cloud = cloud + rng.normal(scale=_SCENE_NOISE.value, size=cloud.shape)
-    # The scene under a foot is hidden in its own frame: every frame reads the whole static cloud.
-    cloud = cloud[rng.permutation(len(cloud))[:_SCENE_POINTS.value]]
+    pick = rng.permutation(len(cloud))[:_SCENE_POINTS.value]
+    cloud, frame_of = cloud[pick], frame_of[pick]
+    n = _SCENE_WINDOW.value
+    # The scene under a foot is hidden in its own frame: by default every frame reads the whole
+    # static cloud; with a window, the points of the neighbouring keyframes (as the front end).
+    scene = [cloud if n < 0 else cloud[np.abs(frame_of - t) <= n] for t in range(len(key))]
     out = np.zeros(clip.contact.shape, np.float32)
     for p, verts in enumerate(extras["verts_world"]):
         v = verts[key] + rng.normal(scale=_JITTER.value, size=(len(key), 1, 3))
         v = np.where(clip.smpl_valid[p][:, None, None], v, np.nan)
-        out[p] = contacts.estimate_contacts(v, times, [cloud] * len(key), regions, settings)
+        out[p] = contacts.estimate_contacts(v, times, scene, regions, settings)
     return out
 
 
@@ -201,7 +210,8 @@ def main(argv):
                                num_frames=_NUM_FRAMES.value, size=_SIZE.value,
                                contacts=fc.contacts.to_dict(), body_jitter_m=_JITTER.value,
                                scene_noise_m=_SCENE_NOISE.value,
-                               scene_points=_SCENE_POINTS.value, josh=_JOSH.value,
+                               scene_points=_SCENE_POINTS.value,
+                               scene_window=_SCENE_WINDOW.value, josh=_JOSH.value,
                                josh_clips=(_JOSH_SEEDS.value, _JOSH_SCENES.value)), **extra)
 
 
