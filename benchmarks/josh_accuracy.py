@@ -4,17 +4,24 @@ current default vs variants (ablations and the `fast` preset).
     python -m benchmarks.josh_accuracy                      # default vs its ablations
     python -m benchmarks.josh_accuracy --variants=default --seeds=0,1,2 --scenes=
     python -m benchmarks.josh_accuracy --variants=default,fast --seeds=0 --scenes=sit,stairs
+    python -m benchmarks.josh_accuracy --variants=default,proportional_focal_prior \
+        --seeds= --scenes=default,sit,stairs,two_people --noise_levels=0.5,1,1.5,2
 
 The public suite (`../shared/reference/suite/`, `--suite`: clips of other seeds at noise x1.0,
 x1.5, x2.0 with the official code's result on each) is scored like the reference clip and
 compared with the official code's metrics on the same clip: `<variant>_<clip>_<k>_ratio` is ours
 over the reference's (WA-MPJPE, W-MPJPE, human scale error |1 - s|, focal error, camera ATE).
 
-Clips: the reference clip, synthetic `default` clips of the given seeds and one clip of each
-scene preset (`experiments/configs/synthetic.py`: stairs, sit, turn, curved, two_people), so a
-variant is judged across scenes, motions and cameras, not on one clip. Each variant is a josh
-config (`experiments/configs/josh.py:default`) with overrides; figures are the keyframe metrics
-of `josh_jax.evaluate.evaluate` per clip and their mean over the synthetic clips.
+Clips: the reference clip, synthetic `default` clips of the given seeds and one clip (seed 0) of
+each scene preset (`experiments/configs/synthetic.py`: stairs, sit, turn, curved, two_people), so
+a variant is judged across scenes, motions and cameras, not on one clip; each synthetic clip at
+every `--noise_levels` x (every noise and error setting of the generator multiplied by x,
+`synthetic.with_noise_level`; clip names `<scene>_x<x>`). Each variant is a josh config
+(`experiments/configs/josh.py:default`) with overrides; figures are the keyframe metrics of
+`josh_jax.evaluate.evaluate` per clip, their mean and worst over the synthetic clips (all, and per
+noise level: `<variant>_synthetic_x<x>_{mean,worst}_<k>`), and for every variant but `default`
+its ratio to `default` on the same clip: `<variant>_vs_default_worst_ratio_<k>` (the largest over
+all clips) and per noise level `..._x<x>` and suite clip `..._<clip>`.
 Writes `benchmarks/results/josh_accuracy_sweep_<device>.json`.
 """
 
@@ -45,6 +52,8 @@ _WITH_REFERENCE = flags.DEFINE_boolean("reference", True, "Include the shared re
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Synthetic seeds (default preset).")
 _SCENES = flags.DEFINE_list("scenes", ["stairs", "sit", "turn", "curved", "two_people"],
                             "Synthetic presets, one clip each (seed 0).")
+_NOISE_LEVELS = flags.DEFINE_list("noise_levels", ["1"],
+                                  "Generator noise multipliers; every synthetic clip at each.")
 _VARIANTS = flags.DEFINE_list(
     "variants", ["default", "no_reassociation", "previous_weights", "sfm_schedule"],
     "Variant names (VARIANTS).")
@@ -68,6 +77,9 @@ VARIANTS = {
     # MASt3R-SfM's own optimizer schedule (500 iterations at lr 0.2, then 500 at 0.02), under which
     # the reference collapses on its clip (reference README).
     "sfm_schedule": {"stage1.lr": 0.2, "stage2.lr": 0.02, "stage2.iters": 500},
+    # Scene depths proportional to the focal (relief kept) and a weak (untuned) focal prior.
+    "proportional_focal_prior": {"focal_depth_model": "proportional", "weights.focal": 1.0},
+    "proportional": {"focal_depth_model": "proportional"},
 }
 _KEYS = {"wa_mm": "wa_mpjpe_sim3_mm", "w_mm": "w_mpjpe_first_frame_aligned_mm",
          "scale_err": "human_scale_err", "focal_err": "focal_err", "ate_cm": "cam_ate_sim3_m"}
@@ -95,21 +107,60 @@ def suite_reference(tag: str) -> dict[str, float]:
             "focal_err": abs(m["focal_final_rel_err"]), "ate_cm": 100.0 * m["cam_ate_sim3_m"]}
 
 
-def load_clips() -> dict:
-    """{name: (clip, gt)} of the flags' clips."""
+def load_clips() -> tuple[dict, dict]:
+    """({name: (clip, gt)} of the flags' clips, {synthetic clip name: its noise level})."""
     clips = {"reference": load_any(_REF)} if _WITH_REFERENCE.value else {}
     for tag in _SUITE.value:
         clips[f"suite_{tag}"] = load_any(os.path.join(_SUITE_DIR, f"suite_{tag}.npz"))
-    for s in _SEEDS.value:
-        clips[f"seed{s}"] = synthetic.generate_clip(synthetic_config.get_config("default"), int(s))
-    for preset in _SCENES.value:
-        clips[preset] = synthetic.generate_clip(synthetic_config.get_config(preset), 0)
-    return clips
+    levels = {}
+    for x in _NOISE_LEVELS.value:
+        settings = [(f"seed{s}", "default", int(s)) for s in _SEEDS.value]
+        settings += [(preset, preset, 0) for preset in _SCENES.value]
+        for name, preset, seed in settings:
+            cfg = synthetic_config.with_noise_level(synthetic_config.get_config(preset), float(x))
+            name = name if _NOISE_LEVELS.value == ["1"] else f"{name}_x{x}"
+            clips[name] = synthetic.generate_clip(cfg, seed)
+            levels[name] = x
+    return clips, levels
+
+
+def summary_figures(per_clip: dict, levels: dict) -> dict[str, float]:
+    """Mean / worst over the synthetic clips (all, and per noise level) of each variant, and each
+    variant's ratios to `default` on the same clips (worst over all clips, per level, per clip
+    outside the generator)."""
+    figures = {}
+    groups = {"": list(levels)}
+    if len(set(levels.values())) > 1:
+        groups.update({f"_x{x}": [c for c in levels if levels[c] == x]
+                       for x in dict.fromkeys(levels.values())})
+    for name, rows in per_clip.items():
+        for suffix, names in groups.items():
+            for k in _KEYS:
+                vals = [rows[c][k] for c in names if c in rows]
+                if vals:
+                    figures[f"{name}_synthetic{suffix}_mean_{k}"] = float(np.mean(vals))
+                    figures[f"{name}_synthetic{suffix}_worst_{k}"] = float(np.max(vals))
+        if name == "default" or "default" not in per_clip:
+            continue
+        base = per_clip["default"]
+        ratio = {c: {k: rows[c][k] / max(base[c][k], 1e-12) for k in _KEYS}
+                 for c in rows if c in base}
+        for k in _KEYS:
+            if ratio:
+                figures[f"{name}_vs_default_worst_ratio_{k}"] = max(r[k] for r in ratio.values())
+            for suffix, names in groups.items():
+                if suffix and any(c in ratio for c in names):
+                    figures[f"{name}_vs_default_worst_ratio_{k}{suffix}"] = max(
+                        ratio[c][k] for c in names if c in ratio)
+            for c in ratio:
+                if c not in levels:
+                    figures[f"{name}_vs_default_ratio_{k}_{c}"] = ratio[c][k]
+    return figures
 
 
 def main(argv):
     del argv
-    clips = load_clips()
+    clips, levels = load_clips()
     bodies = {name: pipeline.resolve_body_model(name, cli.body_model_path(name))
               for name in {str(clip.body_model) for clip, _ in clips.values()}}
     refs = {f"suite_{tag}": suite_reference(tag) for tag in _SUITE.value}
@@ -131,15 +182,11 @@ def main(argv):
             print(name, cname, " ".join(f"{k} {v}" for k, v in row.items()), flush=True)
         per_clip[name] = rows
         for cname, row in rows.items():
-            if cname == "reference" or cname in refs:
+            if cname not in levels:
                 for k, v in row.items():
                     if k != "iters_run":
                         figures[f"{name}_{cname}_{k}"] = v
-        for k in _KEYS:
-            synth = [rows[c][k] for c in rows if c != "reference" and c not in refs]
-            if synth:
-                figures[f"{name}_synthetic_mean_{k}"] = float(np.mean(synth))
-                figures[f"{name}_synthetic_worst_{k}"] = float(np.max(synth))
+    figures.update(summary_figures(per_clip, levels))
     write_result("josh_accuracy_sweep", figures, out_dir=_OUT_DIR.value,
                  tag=jax.default_backend(), per_clip=per_clip,
                  suite_reference={c: r for c, r in refs.items()})

@@ -31,6 +31,7 @@ from ml_collections import config_flags
 
 from benchmarks.common import RESULTS_DIR, write_result
 from experiments import cli
+from experiments.configs import synthetic as synthetic_config_lib
 from josh_jax import optimize as optimize_lib
 from josh_jax import pipeline, synthetic
 from josh_jax import prepare as prepare_lib
@@ -50,22 +51,9 @@ _NOISE_LEVELS = flags.DEFINE_list("noise_levels", ["0.5", "1", "2"],
 _SEEDS = flags.DEFINE_integer("seeds", 2, "Clips (seeds) per noise level.")
 _OUT_DIR = flags.DEFINE_string("out_dir", RESULTS_DIR, "Where the JSON goes.")
 
-# Generator settings scaled by the noise level (experiments/configs/synthetic.py).
-NOISE_FIELDS = (
-    ("noise", "frame_scale_jitter"), ("noise", "lowfreq_rel"), ("noise", "pixel_rel"),
-    ("noise", "focal_error"), ("matches", "outlier_rate"), ("hmr", "orient_deg"),
-    ("hmr", "joint_deg"), ("hmr", "betas_std"), ("hmr", "depth_bias"), ("hmr", "depth_noise"),
-    ("hmr", "lateral_m"), ("contact", "drop_rate"), ("contact", "false_rate"),
-)
-
-
 def synthetic_config(noise_level: float = 1.0):
     """--synthetic_config with every noise and error setting multiplied by `noise_level`."""
-    c = _SYN_CONFIG.value.copy_and_resolve_references()
-    c.unlock()
-    for group, name in NOISE_FIELDS:
-        c[group][name] = float(c[group][name]) * noise_level
-    return c
+    return synthetic_config_lib.with_noise_level(_SYN_CONFIG.value, noise_level)
 
 
 def main(argv):

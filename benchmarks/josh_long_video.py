@@ -9,26 +9,33 @@ synthetic world's noisy ground truth (its front-end noise model) is the clip; it
 overlapping chunks (`chunk_keyframes`, `overlap_keyframes`), all chunks are optimised in one
 `optimize_many` batch, and the chunk Results are stitched several ways:
 
-* align: the configured global alignment (default: one rigid transform per chunk from every
-  shared frame's camera centre and orientation) and joint refinement across the seams, overlaps
-  cross-faded; `align_unrefined` without the refinement; `align_all`: a Sim(3) from cameras,
-  orientations, body joints and the shared keyframes' scene points, refined;
+* align: the configured global alignment (default: one transform per chunk from every shared
+  frame's camera centre and orientation and body joints, rigid unless the solved scale is more
+  than 20 % off) and joint refinement across the seams, overlaps cross-faded; `align_unrefined`
+  without the refinement; `align_cameras`: the previous default, rigid from the cameras' centres
+  and orientations only, refined; `align_all`: a Sim(3) (no gate) from cameras, orientations,
+  body joints and the shared keyframes' scene points, refined;
 * align_bodies: the first alignment (the "before"): one Sim(3) per chunk from camera centres and
   body joints, no orientations, no refinement; `align_bodies_refined` with the refinement;
 * concat: JOSH (spec §1.7), each chunk glued rigidly to the previous one at its first frame;
 * oracle (metrics only): each chunk's similarity fitted to the ground truth, a bound for any
-  one-similarity-per-chunk alignment of these chunks.
+  one-similarity-per-chunk alignment of these chunks; overlap_oracle: each chunk's transform
+  solved as `align` solves it (same residuals, weights and scale gate) on the frames it shares
+  with its neighbours only, but against the ground truth: what an alignment from the overlaps
+  could reach if the overlaps were exact.
 
 Figures (mean over sequences, and per sequence in `per_sequence`):
 * `seam_{camera,pelvis}_cm_{concat,align}`: distance between consecutive chunks' estimates of the
   frames they share, in the stitched world (what the trajectory jumps by at a chunk switch);
 * `w_mpjpe_video_mm_*`: W-MPJPE over the whole video (one similarity fitted on the first two
-  frames, the video as one chunk); `w_mpjpe100_mm_*`: the protocol's 100-frame chunks;
+  frames, the video as one chunk); `w_mpjpe100_mm_*`: the protocol's 100-frame windows (W100);
   `wa_mpjpe_video_mm_*`: one similarity fitted on the whole video; `cam_ate_m_*`: Sim(3) ATE;
 * `border_step_*` / `interior_step_*`: the largest extra step of the stitched trajectory at the
   borders / at frames away from every border (the floor: keyframe interpolation kinks);
 * `max_correction_{camera,pelvis}_cm_*`: the largest correction the refinement applied;
 * `chunk_wa_mpjpe_mm`: JOSH itself, each chunk in its own world (similarity fitted per chunk);
+  `chunk_bend_deg_*`, `chunk_oracle_scale_err_pct_max`, `chunk_focal_err_pct_max`: how far the
+  chunks are from one similarity each (`chunk_diagnostics`);
 * `optimize_s_<seq>`: prepare + compile + run of the chunk batch, not separated (bucket shapes
   differ between sequences, so each may compile; the persistent compile cache is on). On a shared
   2-core machine the spread between sequences is mostly load.
@@ -44,6 +51,7 @@ import pickle
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import flags
 from ml_collections import config_flags
@@ -117,14 +125,16 @@ def body_metrics(result, gt, chunk0_end: int) -> dict[str, float]:
 def stitch_variants(long_config):
     """(label, long config, method) of every stitching measured on the same chunks:
 
-    * align: the configured alignment and refinement (default: rigid, from the cameras'
-      centres and orientations, refined);
+    * align: the configured alignment and refinement (default: cameras' centres and
+      orientations and body joints, scale gated, refined);
     * align_unrefined: the same alignment without the refinement across seams;
+    * align_cameras: the previous default: rigid, from the cameras' centres and orientations
+      only, refined;
     * align_bodies: the first alignment (before this refinement work): camera centres and body
       joints (`joint_weight` 0.25), per-chunk scale, no orientations, no refinement;
     * align_bodies_refined: that alignment followed by the refinement;
-    * align_all: Sim(3) from camera centres and orientations, body joints and the shared
-      keyframes' scene points, refined;
+    * align_all: Sim(3) (no gate) from camera centres and orientations, body joints and the
+      shared keyframes' scene points, refined;
     * concat: JOSH's plain concatenation.
     """
     def variant(**changes):
@@ -136,14 +146,17 @@ def stitch_variants(long_config):
                 c[key] = value
         return c
 
-    bodies = dict(joint_weight=0.25, with_scale=True, rotation_weight=0.0, scale_prior=0.0,
-                  scene_weight=0.0)
+    bodies = dict(joint_weight=0.25, with_scale=True, scale_gate=0.0, rotation_weight=0.0,
+                  scale_prior=0.0, scene_weight=0.0)
+    cameras = dict(camera_weight=1.0, joint_weight=0.0, with_scale=False, scale_gate=0.0,
+                   rotation_weight=4.0, scale_prior=0.0, scene_weight=0.0)
     return (("align", long_config, "align"),
             ("align_unrefined", variant(refine_enabled=False), "align"),
+            ("align_cameras", variant(refine_enabled=True, **cameras), "align"),
             ("align_bodies", variant(refine_enabled=False, **bodies), "align"),
             ("align_bodies_refined", variant(refine_enabled=True, **bodies), "align"),
-            ("align_all", variant(joint_weight=0.25, with_scale=True, rotation_weight=4.0,
-                                  scene_weight=0.05), "align"),
+            ("align_all", variant(joint_weight=0.25, with_scale=True, scale_gate=0.0,
+                                  rotation_weight=4.0, scene_weight=0.05), "align"),
             ("concat", long_config, "concat"))
 
 
@@ -172,6 +185,15 @@ def interior_steps(result, frame_ranges, half_window: int = 3) -> dict[str, floa
     return out
 
 
+def interior_frames(frame_ranges, c: int) -> tuple[int, int]:
+    """The video frames [lo, hi) of chunk c that it shares with no neighbour (from the previous
+    chunk's end to the next chunk's start); the rest of its frames are its overlaps."""
+    a, b = frame_ranges[c]
+    lo = frame_ranges[c - 1][1] if c > 0 else a  # end of the overlap with the previous chunk
+    hi = frame_ranges[c + 1][0] if c + 1 < len(frame_ranges) else b
+    return lo, hi
+
+
 def oracle_result(results, frame_ranges, gt):
     """The chunks stitched with the ground truth: each chunk's similarity fitted to the true joints
     over all its frames (then expressed in chunk 0's world), overlaps cross-faded. The best any
@@ -183,12 +205,83 @@ def oracle_result(results, frame_ranges, gt):
         valid = np.asarray(r.smpl_valid, bool)
         src = np.asarray(r.joints_world, np.float64)[valid]
         dst = gt_joints[:, np.asarray(r.frame_index) - f0][valid]
-        fits.append(metrics.umeyama(src.reshape(-1, 3), dst.reshape(-1, 3), with_scale=True))
-    s0, R0, t0 = fits[0]
-    transforms = [sim3.Sim3(np.asarray(s / s0), R0.T @ R, R0.T @ (t - t0) / s0)
-                  for s, R, t in fits]
+        fits.append(sim3.Sim3(*metrics.umeyama(src.reshape(-1, 3), dst.reshape(-1, 3),
+                                               with_scale=True)))
+    return stitch_fits(results, frame_ranges, fits)
+
+
+def overlap_oracle_result(results, frame_ranges, gt, long_config):
+    """The overlap oracle: each chunk's transform solved as `align` solves it (the same residuals
+    and weights: camera centres and orientations, body joints; the same scale gate), on the frames
+    it shares with its neighbours only, but against the ground truth instead of the neighbours.
+    What an alignment from the overlaps could reach if the overlaps were exact (a bound)."""
+    x, w = stitch_lib.chunk_points(results, frame_ranges, float(long_config.camera_weight),
+                                   float(long_config.joint_weight))
+    R, rw = stitch_lib.chunk_rotations(results, frame_ranges, float(long_config.rotation_weight))
+    first, last = frame_ranges[0][0], frame_ranges[-1][1]
+    rows = np.arange(first, last) - int(np.asarray(gt.gt_frame_index)[0])
+    P = results[0].num_tracks
+    gt_T = np.asarray(gt.gt_T_world_cam_all, np.float64)[rows]
+    gt_joints = np.moveaxis(np.asarray(gt.gt_joints_world_all, np.float64)[:P, rows], 0, 1)
+    x_gt = np.concatenate([gt_T[:, None, :3, 3], gt_joints.reshape(len(rows), -1, 3)], axis=1)
+    fits = []
+    for c in range(len(results)):
+        lo, hi = interior_frames(frame_ranges, c)
+        shared = (np.arange(first, last) < lo) | (np.arange(first, last) >= hi)
+        args = (jnp.asarray(x[c].reshape(-1, 3)), jnp.asarray(x_gt.reshape(-1, 3)),
+                jnp.asarray((w[c] * shared[:, None]).reshape(-1)))
+        rot = dict(R_src=jnp.asarray(R[c]), R_dst=jnp.asarray(gt_T[:, :3, :3]),
+                   rotation_weights=jnp.asarray(rw[c] * shared))
+        S = sim3.fit_sim3(*args, bool(long_config.with_scale), **rot)
+        if long_config.with_scale:
+            S = sim3.gate_scale(S, sim3.fit_sim3(*args, False, **rot),
+                                float(long_config.scale_gate))
+        fits.append(S)
+    return stitch_fits(results, frame_ranges, fits)
+
+
+def stitch_fits(results, frame_ranges, fits):
+    """Chunks mapped by similarities into the ground truth's world, re-expressed in chunk 0's world
+    (as every stitching here), overlaps cross-faded."""
+    s0, R0, t0 = (np.asarray(v, np.float64) for v in (fits[0].scale, fits[0].R, fits[0].t))
+    transforms = []
+    for S in fits:
+        s, R, t = (np.asarray(v, np.float64) for v in (S.scale, S.R, S.t))
+        transforms.append(sim3.Sim3(np.asarray(s / s0), R0.T @ R, R0.T @ (t - t0) / s0))
     mapped = [stitch_lib.transform_result(r, S) for r, S in zip(results, transforms, strict=True)]
     return stitch_lib.assemble(mapped, frame_ranges, "blend")
+
+
+def chunk_diagnostics(results, frame_ranges, gt) -> dict[str, float]:
+    """How far the chunks are from one similarity each (why no per-chunk stitching can be exact).
+
+    * `chunk_bend_deg_{mean,max}`: per chunk, the angle between the rotations of the similarities
+      fitted to the true joints on its first and on its last `overlap` frames (a rigid chunk: 0);
+    * `chunk_oracle_scale_err_pct_max`: the largest |s - 1| of the chunks' own similarity to the
+      truth (all frames): a chunk off its metric scale;
+    * `chunk_focal_err_pct_max`: the largest |f / f_true - 1| of the chunks' focal.
+    """
+    gt_joints = np.asarray(gt.gt_joints_world_all, np.float64)
+    f0 = int(np.asarray(gt.gt_frame_index)[0])
+    overlap = frame_ranges[0][1] - frame_ranges[1][0]
+    bends, scales, focals = [], [], []
+    for r in results:
+        valid = np.asarray(r.smpl_valid, bool)
+        src = np.asarray(r.joints_world, np.float64)
+        dst = gt_joints[:, np.asarray(r.frame_index) - f0]
+        fits = []
+        for part in (slice(None, overlap), slice(-overlap, None), slice(None)):
+            m = valid[:, part]
+            fits.append(metrics.umeyama(src[:, part][m].reshape(-1, 3),
+                                        dst[:, part][m].reshape(-1, 3), with_scale=True))
+        dR = fits[0][1].T @ fits[1][1]
+        bends.append(np.degrees(np.arccos(np.clip((np.trace(dR) - 1) / 2, -1.0, 1.0))))
+        scales.append(abs(float(fits[2][0]) - 1.0))
+        focal = float(np.mean(np.asarray(r.K, np.float64)[:, 0, 0]))
+        focals.append(abs(focal / float(np.asarray(gt.gt_focal)) - 1.0))
+    return {"chunk_bend_deg_mean": float(np.mean(bends)), "chunk_bend_deg_max": float(np.max(bends)),
+            "chunk_oracle_scale_err_pct_max": 100 * max(scales),
+            "chunk_focal_err_pct_max": 100 * max(focals)}
 
 
 def run_sequence(name, presets, overrides, config, long_config, body_cache) -> dict[str, float]:
@@ -213,6 +306,7 @@ def run_sequence(name, presets, overrides, config, long_config, body_cache) -> d
     chunk_wa = [body_metrics(r, gt, int(r.frame_index[-1]) + 1)["wa_mpjpe_video_mm"]
                 for r in results]
     out["chunk_wa_mpjpe_mm"] = float(np.mean(chunk_wa))
+    out.update(chunk_diagnostics(results, frame_ranges, gt))
     out.update(optimize_s=timings["optimize_s"], num_chunks=float(timings["num_chunks"]),
                num_batches=float(timings["num_batches"]))
     for label, cfg, method in stitch_variants(long_config):
@@ -231,9 +325,12 @@ def run_sequence(name, presets, overrides, config, long_config, body_cache) -> d
         out[f"interior_step_camera_cm_{method}"] = 100 * interior["camera_m"]
         out[f"interior_step_pelvis_cm_{method}"] = 100 * interior["pelvis_m"]
         out.update({f"{k}_{method}": v for k, v in body_metrics(result, gt, frame_ranges[0][1]).items()})
-    oracle = body_metrics(oracle_result(results, frame_ranges, gt), gt, frame_ranges[0][1])
-    out.update({f"{k}_oracle": v for k, v in oracle.items() if "mpjpe" in k})
-    for key in ("w_mpjpe_video_mm", "w_mpjpe_chunk0fit_mm", "wa_mpjpe_video_mm"):
+    for label, oracle in (("oracle", oracle_result(results, frame_ranges, gt)),
+                          ("overlap_oracle",
+                           overlap_oracle_result(results, frame_ranges, gt, long_config))):
+        oracle = body_metrics(oracle, gt, frame_ranges[0][1])
+        out.update({f"{k}_{label}": v for k, v in oracle.items() if "mpjpe" in k})
+    for key in ("w_mpjpe_video_mm", "w_mpjpe_chunk0fit_mm", "wa_mpjpe_video_mm", "w_mpjpe100_mm"):
         out[f"{key}_ratio_concat_over_align"] = out[f"{key}_concat"] / out[f"{key}_align"]
     out["w_mpjpe_video_ratio_concat_over_align"] = (
         out["w_mpjpe_video_mm_concat"] / out["w_mpjpe_video_mm_align"])
@@ -262,15 +359,18 @@ def main(argv):
         notes=("oracle front end (synthetic noisy ground truth, 64x96 images); JOSH preset "
                f"'{config.get('preset', '?')}' with stage1/stage2 iters "
                f"{config.stage1.iters}/{config.stage2.iters} (CPU budget); 2 shared CPU cores, "
-               "timings noisy and include compilation; align = rigid transform per chunk from "
-               "the shared frames' cameras (centres + orientations) + joint refinement across "
-               "seams + cross-faded overlaps; align_bodies = the earlier Sim(3) from cameras and "
-               "body joints; concat = JOSH rigid glue at each chunk's first frame, later chunk "
-               "wins; oracle = per-chunk similarity fitted to the ground truth (a bound). "
-               "Seam goal (< 1 cm) met by the refinement; whole-video W-MPJPE 2x lower than "
-               "concat NOT met, and not reachable by any per-chunk similarity here (see the "
-               "oracle figures): the chunks themselves are far from the truth "
-               "(chunk_wa_mpjpe_mm)"),
+               "timings noisy and include compilation; align = one transform per chunk from "
+               "the shared frames' cameras (centres + orientations) and body joints (0.25), "
+               "rigid unless the solved scale is > 20 % off, + joint refinement across seams + "
+               "cross-faded overlaps; align_cameras = the previous default (cameras only, "
+               "rigid, refined); align_bodies = the first Sim(3) from cameras and body joints; "
+               "concat = JOSH rigid glue at each chunk's first frame, later chunk wins; oracle "
+               "= per-chunk similarity fitted to the ground truth joints over all its frames, "
+               "overlap_oracle = align's own fit against the ground truth on the overlaps only "
+               "(bounds, not methods). Alignment "
+               "settings chosen on seeds 0 and 1. Seam goal (< 1 cm) met by the refinement; "
+               "whole-video W-MPJPE 2x lower than concat not met in general: the full oracle "
+               "itself is not 2x below concat on every seed (the chunks bend internally)"),
     )
 
 

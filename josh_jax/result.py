@@ -337,8 +337,12 @@ def make_result(clip, problem, solution, body_model, config, *, info,
     cx, cy = (float(c) for c in np.asarray(pp))
     K = np.array([[focal, 0.0, cx], [0.0, focal, cy], [0.0, 0.0, 1.0]], np.float32)  # host: no jit
     views = info.views
-    depth = dense_depth(sol.anchor_depth, views.canon2, np.asarray(problem.cameras.weiszfeld_focal),
-                        focal, views.subsample)
+    # The relief refers to the per-image Weiszfeld focals (JOSH) or follows the focal unchanged
+    # (focal_depth_model "proportional": f_w = f).
+    f_w = np.asarray(problem.cameras.weiszfeld_focal)
+    if config.focal_depth_model == "proportional":
+        f_w = np.full_like(f_w, focal)
+    depth = dense_depth(sol.anchor_depth, views.canon2, f_w, focal, views.subsample)
     body_pose = sol.smpl_body_pose[:P, :T]
     if config.reference_compat:
         # The reference optimizes raw 3x3 matrices; outputs are proper rotations.

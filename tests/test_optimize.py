@@ -111,6 +111,50 @@ def test_pair_loss_matches_losses_package(small):
     np.testing.assert_allclose(fused, direct, rtol=1e-4)
 
 
+def test_proportional_focal_depth_keeps_the_relief(small):
+    """A focal change scales every depth by f/f0 under "proportional" (relief kept); JOSH's model
+    shifts every depth by m (f/f0 - 1), shrinking the relative relief as f0/f. The default config
+    keeps JOSH's model and no focal prior (its output is unchanged)."""
+    from josh_jax.optimize import matches as match_lib
+
+    _, _, pb = small
+    default = josh_config.get_config("default")
+    assert default.focal_depth_model == "josh" and default.weights.focal == 0.0
+
+    @jax.jit  # one program instead of many eager ops
+    def depths(pb):
+        cams, f0 = pb.cameras, pb.cameras.focal_init
+        ones = jnp.ones_like(cams.frame_valid, jnp.float32)
+        f, img = 1.2 * f0, pb.matches.pair_index[:, 0]
+        out = {"D0": opt.anchor_depths(cams, f0, ones)}
+        for prop in (False, True):
+            out[f"D0_{prop}"] = opt.anchor_depths(cams, f0, ones, prop)
+            out[f"D_{prop}"] = opt.anchor_depths(cams, f, ones, prop)
+            # The fused pair-term constants follow the same model: a match's camera depth.
+            out[f"z_{prop}"] = opt.scene_depth(cams, img[:, None], pb.matches.depth[0],
+                                               pb.matches.offset[0], f, ones, proportional=prop)
+            out[f"z1_{prop}"] = match_lib.stage1_points(pb, f, prop)[:, 2]
+            coeffs = match_lib._camera_coeffs(pb, img, f, ones, prop)[:, 2]
+            out[f"z2_{prop}"] = jnp.einsum("ek,ekm->em", coeffs,
+                                           match_lib.stage2_features(pb)[:, 0])
+        # The focal prior: 0 at f_init, growing with |log(f / f_init)|.
+        out["prior"] = jnp.stack([opt.focal_prior_term(f0 * r, pb, default)
+                                  for r in (1.0, 1.05, 1.2)])
+        return out
+
+    out = jax.tree.map(np.asarray, depths(pb))
+    valid = np.asarray(pb.cameras.frame_valid)
+    relief = lambda D: np.std(D[valid], 1) / np.mean(D[valid], 1)  # relative, per image
+    for prop in (False, True):  # at f0 both models give the prepared anchor depths
+        np.testing.assert_allclose(out[f"D0_{prop}"][valid], out["D0"][valid], rtol=1e-6)
+        np.testing.assert_allclose(out[f"z1_{prop}"], out[f"z_{prop}"], rtol=1e-5)
+        np.testing.assert_allclose(out[f"z2_{prop}"], out[f"z_{prop}"], rtol=1e-4)
+    np.testing.assert_allclose(out["D_True"][valid], 1.2 * out["D0"][valid], rtol=1e-5)
+    np.testing.assert_allclose(relief(out["D_True"]), relief(out["D0"]), rtol=1e-4)
+    assert np.all(relief(out["D_False"]) < relief(out["D0"]) / 1.1)  # ~1/1.2 of it left
+    assert out["prior"][0] == 0.0 and 0.0 < out["prior"][1] < out["prior"][2]
+
+
 def test_depth_along_ray_moves_the_body_along_its_camera_ray(small):
     """exp(track scale + frame offset) scales the transl: its image direction is unchanged."""
     _, cfg, pb = small

@@ -76,3 +76,50 @@ def test_blend_weights_sum_to_one_and_fade_across_overlaps():
     a1 = ranges[1][0]
     assert w[0, a1] > w[1, a1] and w[1, ranges[0][1] - 1] > w[0, ranges[0][1] - 1]
     assert np.max(np.abs(np.diff(w, axis=1))) < 0.5  # no hard switch at a border
+
+
+
+def _seen_through(x_world, ranges, truth, rng):
+    """Chunks covering `ranges` of x_world[F, P, 3], each in its own frame (world = truth[c] of
+    it), with 1 mm noise: (x_chunks[C, F, P, 3], valid[C, F, P])."""
+    n, P, _ = x_world.shape
+    x_chunks, valid = [], []
+    for (a, b), S in zip(ranges, truth, strict=True):
+        inside = ((np.arange(n) >= a) & (np.arange(n) < b)).astype(np.float32)
+        local = np.einsum("ji,fpj->fpi", np.asarray(S.R), x_world - np.asarray(S.t))
+        local = local / float(S.scale) + rng.normal(size=local.shape) * 1e-3
+        x_chunks.append(local * inside[:, None, None])
+        valid.append(np.broadcast_to(inside[:, None], (n, P)))
+    return jnp.asarray(np.stack(x_chunks), jnp.float32), jnp.asarray(np.stack(valid))
+
+
+
+def test_scale_gate_keeps_a_far_scale_and_solves_a_near_one_rigid():
+    """Chunks seen through known similarities (scales 1.6 and 1.08 in chunk 0's world): with
+    `scale_gate` 0.2 chunk 1 keeps its solved scale (rotation and translation recovered) and
+    chunk 2 is solved rigid (scale exactly 1: the rigid fit of its overlap); without the gate
+    both scales are recovered."""
+    rng = np.random.default_rng(3)
+    n = 60
+    t = np.linspace(0, 1, n)
+    walk = np.stack([3 * t, np.sin(4 * t), 0.3 * np.cos(7 * t)], -1)
+    x_world = walk[:, None, :] + rng.normal(size=(1, 4, 3)) * 0.3
+    ranges = [(0, 25), (12, 45), (32, 60)]
+    R = [geometry.axis_angle_to_matrix(jnp.asarray(rng.normal(size=3))) for _ in range(2)]
+    t_true = [jnp.asarray([1.0, -2.0, 0.5]), jnp.asarray([-0.5, 0.3, 2.0])]
+    truth = [sim3.identity()] + [sim3.Sim3(jnp.asarray(s), r, tt)
+                                 for s, r, tt in zip((1.6, 1.08), R, t_true, strict=True)]
+    x, valid = _seen_through(x_world, ranges, truth, rng)
+    free = sim3.align_chunks(x, valid, True)
+    gated = sim3.align_chunks(x, valid, True, scale_gate=0.2)
+    np.testing.assert_allclose([float(S.scale) for S in free], [1.0, 1.6, 1.08], rtol=2e-3)
+    np.testing.assert_allclose(float(gated[1].scale), 1.6, rtol=2e-3)
+    np.testing.assert_allclose(gated[1].R, R[0], atol=2e-3)
+    np.testing.assert_allclose(gated[1].t, t_true[0], atol=5e-3)
+    assert float(gated[2].scale) == 1.0
+    overlap = jnp.asarray(valid[2] * valid[1]).reshape(-1)
+    rigid = sim3.fit_sim3(x[2].reshape(-1, 3), jnp.asarray(x_world.reshape(-1, 3)), overlap,
+                          False)
+    np.testing.assert_allclose(gated[2].R, rigid.R, atol=2e-3)
+    np.testing.assert_allclose(gated[2].t, rigid.t, atol=5e-3)
+    np.testing.assert_allclose(gated[2].R, R[1], atol=0.05)  # the rotation still holds

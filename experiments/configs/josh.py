@@ -117,7 +117,11 @@ def _optimize(c: ml_collections.ConfigDict) -> None:
     # JOSH: static 0.1, smooth 0.1. The static and smoothness terms are what remove the HMR's
     # per-frame depth noise once the bodies move along their camera rays; heavier, they start to
     # bend the camera path (benchmarks/josh_accuracy.py).
-    c.weights = ml_collections.ConfigDict(dict(scale=1.0, prior=100.0, static=1.0, smooth=1.0))
+    # focal: a weak prior rho(|log(f / f_init)|) on the shared focal (objective.focal_prior_term);
+    # 0 (JOSH: none). 1.0 (untuned) with focal_depth_model "proportional" in the accuracy sweep.
+    c.weights = ml_collections.ConfigDict(
+        dict(scale=1.0, prior=100.0, static=1.0, smooth=1.0, focal=0.0)
+    )
     # Per-parameter prior weights (multiplying weights.prior). The body's depth moves along its
     # camera ray through depth_offset / depth_scale (per-frame / per-track log depth;
     # depth_along_ray): the HMR's 2D position is reliable, its depth is not, so the transl keeps
@@ -138,6 +142,11 @@ def _optimize(c: ml_collections.ConfigDict) -> None:
     c.focal_update = "single"  # "per_image": the reference's N Adam updates per step
     c.smooth_gap = "video"  # "video": gaps in video frames (per median gap); "image": reference
     c.human_depth_follows_focal = True  # transl z scaled by f / f_init in every term and output
+    # How the scene depths follow the focal (docs/method.md §4): "josh" (JOSH's: every depth
+    # shifts by m (f/f0 - 1), the relief shrinks as f0/f) or "proportional" (every depth scales
+    # with f/f0, the relief is kept). "josh" by default: benchmarks/josh_accuracy.py
+    # (variant proportional_focal_prior) and docs/method.md §8 say why.
+    c.focal_depth_model = "josh"
     c.compensate_contact_offset = True  # focal-compensate the contact offsets like the matches
     # Move each body along its camera ray by exp(track log scale + frame log offset).
     c.depth_along_ray = True

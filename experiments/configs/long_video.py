@@ -4,9 +4,10 @@ Chunks are counted in keyframes of the long clip (one every `stride` video frame
 synthetic default stride 5, 21 keyframes = 100 video frames, as JOSH's chunks).
 
 Presets:
-    default   21-keyframe chunks sharing 6 keyframes (25 video frames), rigid global alignment
-              from the shared frames' camera centres and orientations, joint refinement across
-              the seams, cross-faded overlaps; the benchmark's 4 sequences of 301 video frames.
+    default   21-keyframe chunks sharing 6 keyframes (25 video frames), global alignment from
+              the shared frames' camera centres and orientations and body joints, rigid unless a
+              chunk's solved scale is more than 20 % off, joint refinement across the seams,
+              cross-faded overlaps; the benchmark's 4 sequences of 301 video frames.
     tiny      6-keyframe chunks sharing 3 (tests).
 """
 
@@ -19,11 +20,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.overlap_keyframes = 6  # keyframes shared by consecutive chunks
     c.batch_size = 0  # chunks per optimize_many batch; 0: all chunks in one batch
     c.one_program = True  # largest contact/static/vertex buckets: every chunk in one program
-    # Alignment: rigid, from the shared frames' cameras (docs/video.md §6: measured, the one
-    # choice better than concatenation on every body figure at both iteration budgets).
+    # Alignment (docs/video.md §6): the shared frames' camera centres and orientations and body
+    # joints; each chunk rigid unless its solved scale is far off (scale_gate). Before: cameras
+    # only, rigid (the benchmark's `align_cameras`).
     c.camera_weight = 1.0  # alignment weight of a camera centre per shared frame
-    c.joint_weight = 0.0  # alignment weight of each body joint per shared frame (first: 0.25)
-    c.with_scale = False  # solve each chunk's scale (first: True; chunks are metric via bodies)
+    c.joint_weight = 0.25  # alignment weight of each body joint per shared frame
+    c.with_scale = True  # solve each chunk's scale (then gated: scale_gate)
+    # A solved scale is kept only when |s - 1| > scale_gate, else the chunk is solved rigid
+    # (chunks are metric through their bodies; a chunk without contacts may not be).
+    c.scale_gate = 0.2
     # Alignment weight (m^2) of a camera orientation per shared frame: the squared lever arm at
     # which a rotation error costs as much as a point error (sim3.fit_sim3); 0: points only.
     c.rotation_weight = 4.0

@@ -139,3 +139,26 @@ def _apply_preset(c: ml_collections.ConfigDict, preset: str) -> None:
     elif preset:
         raise ValueError(f"unknown synthetic preset {preset!r}; expected tiny, reference_like "
                          f"or one of {sorted(_SCENE_MOTION_CAMERA)}")
+
+
+# Generator settings that a noise level multiplies (`with_noise_level`; benchmarks/josh_batch.py,
+# benchmarks/josh_accuracy.py): pointmap depth noise, frame scale jitter, focal error, match
+# outliers, HMR errors and contact label noise.
+NOISE_FIELDS = (
+    ("noise", "frame_scale_jitter"), ("noise", "lowfreq_rel"), ("noise", "pixel_rel"),
+    ("noise", "focal_error"), ("matches", "outlier_rate"), ("hmr", "orient_deg"),
+    ("hmr", "joint_deg"), ("hmr", "betas_std"), ("hmr", "depth_bias"), ("hmr", "depth_noise"),
+    ("hmr", "lateral_m"), ("contact", "drop_rate"), ("contact", "false_rate"),
+)
+
+
+def with_noise_level(config: ml_collections.ConfigDict,
+                     noise_level: float) -> ml_collections.ConfigDict:
+    """A copy of the generator `config` with every NOISE_FIELDS setting multiplied by
+    `noise_level` (1: unchanged)."""
+    c = config.copy_and_resolve_references()
+    c.unlock()
+    for group, name in NOISE_FIELDS:
+        c[group][name] = float(c[group][name]) * noise_level
+    c.lock()
+    return c

@@ -25,11 +25,17 @@ from josh_jax.optimize.cameras import (
     camera_forward,
     compose_chain,
     focal_of,
+    is_proportional,
     scene_depth,
 )
 from josh_jax.optimize.humans import effective_transl, human_forward, human_rotations
 from josh_jax.optimize.matches import match_points_world, pair_loss, stage_constants
-from josh_jax.optimize.objective import CURVE_COLUMNS, loss_terms, surface_offset
+from josh_jax.optimize.objective import (
+    CURVE_COLUMNS,
+    focal_prior_term,
+    loss_terms,
+    surface_offset,
+)
 from josh_jax.optimize.params import Params, init_params
 from josh_jax.optimize.solver import (
     DIVERGENCE_FACTOR,
@@ -53,9 +59,11 @@ __all__ = [
     "compose_chain",
     "effective_transl",
     "focal_of",
+    "focal_prior_term",
     "human_forward",
     "human_rotations",
     "init_params",
+    "is_proportional",
     "loss_terms",
     "make_batched_optimize",
     "make_clips_mesh",

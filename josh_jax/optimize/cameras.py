@@ -83,22 +83,36 @@ def camera_forward(params: Params, problem: Problem, config):
 
 
 def scene_depth(cameras: CameraData, img, anchor_depth, offset, focal, depth_scale,
-                compensate=True):
+                compensate=True, proportional=False):
     """Depth of a pixel of image `img` from its anchor depth d and offset o (§2.4, §2.5).
 
-    D = g sigma (m (f/f0 - 1) + d), the anchor's current depth, times the offset, focal-
-    compensated (1 + (o - 1) f0 / f) when `compensate`. All arguments broadcast together.
+    JOSH's model (`proportional` False): D = g sigma (m (f/f0 - 1) + d), the anchor's current
+    depth, times the offset, focal-compensated (1 + (o - 1) f0 / f) when `compensate`: a focal
+    change shifts every depth by the same amount and shrinks the scene's relief as f0 / f.
+    `proportional` (config.focal_depth_model = "proportional"): D = g sigma (f/f0) d times the
+    offset as stored: every depth scales with f / f0 and the relative relief is kept
+    (docs/method.md §4). All arguments broadcast together.
     """
-    m = cameras.median_depth[img]
     ratio = focal / cameras.base_focal[img]
+    if proportional:
+        return depth_scale[img] * ratio * anchor_depth * offset
+    m = cameras.median_depth[img]
     D = depth_scale[img] * (m * (ratio - 1.0) + anchor_depth)
     if compensate:
         offset = 1.0 + (offset - 1.0) / ratio
     return D * offset
 
 
-def anchor_depths(cameras: CameraData, focal, depth_scale) -> jax.Array:
+def is_proportional(config) -> bool:
+    """Whether the scene depths follow the focal proportionally (config.focal_depth_model)."""
+    if config.focal_depth_model not in ("josh", "proportional"):
+        raise ValueError(f"focal_depth_model {config.focal_depth_model!r}: josh or proportional")
+    return config.focal_depth_model == "proportional"
+
+
+def anchor_depths(cameras: CameraData, focal, depth_scale, proportional=False) -> jax.Array:
     """float[N, A] current depth of every anchor (block centre), camera frame."""
     images = jnp.arange(cameras.frame_valid.shape[0])[:, None]
     core = cameras.core_depth
-    return scene_depth(cameras, images, core, jnp.ones_like(core), focal, depth_scale)
+    return scene_depth(cameras, images, core, jnp.ones_like(core), focal, depth_scale,
+                       proportional=proportional)

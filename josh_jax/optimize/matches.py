@@ -15,20 +15,23 @@ import jax.numpy as jnp
 
 import losses
 from josh_jax import geometry
-from josh_jax.optimize.cameras import scene_depth
+from josh_jax.optimize.cameras import is_proportional, scene_depth
 from josh_jax.prepare import Problem
 
 
-def match_points_world(problem: Problem, side: int, T_world_cam, focal, depth_scale):
+def match_points_world(problem: Problem, side: int, T_world_cam, focal, depth_scale,
+                       proportional=False):
     """World points of one side (0: image i, 1: image j) of every match, 3 arrays float[E, M].
 
     The direct formula the fused terms are checked against: unproject the match pixel at its
-    depth, then move it to world.
+    depth (`cameras.scene_depth` under the focal-depth model `proportional`), then move it to
+    world.
     """
     matches, cameras = problem.matches, problem.cameras
     img = matches.pair_index[:, side]
     z = scene_depth(
-        cameras, img[:, None], matches.depth[side], matches.offset[side], focal, depth_scale
+        cameras, img[:, None], matches.depth[side], matches.offset[side], focal, depth_scale,
+        proportional=proportional,
     )
     x = z * (matches.uv[2 * side] - cameras.pp[0]) / focal
     y = z * (matches.uv[2 * side + 1] - cameras.pp[1]) / focal
@@ -37,7 +40,7 @@ def match_points_world(problem: Problem, side: int, T_world_cam, focal, depth_sc
     return tuple(col(r, 0) * x + col(r, 1) * y + col(r, 2) * z + col(r, 3) for r in range(3))
 
 
-def stage1_points(problem: Problem, focal):
+def stage1_points(problem: Problem, focal, proportional=False):
     """Camera-frame match points per unit depth scale, float[E, 6, M] (rows x, y, z of side i,
     then of side j), for a fixed focal (stage 1 freezes it): x_cam = (g sigma) * points."""
     matches, cameras = problem.matches, problem.cameras
@@ -45,9 +48,12 @@ def stage1_points(problem: Problem, focal):
     for side in range(2):
         img = matches.pair_index[:, side][:, None]
         ratio = focal / cameras.base_focal[img]
-        z = (cameras.median_depth[img] * (ratio - 1.0) + matches.depth[side]) * (
-            1.0 + (matches.offset[side] - 1.0) / ratio
-        )
+        if proportional:
+            z = ratio * matches.depth[side] * matches.offset[side]
+        else:
+            z = (cameras.median_depth[img] * (ratio - 1.0) + matches.depth[side]) * (
+                1.0 + (matches.offset[side] - 1.0) / ratio
+            )
         rows += [
             z * (matches.uv[2 * side] - cameras.pp[0]) / focal,
             z * (matches.uv[2 * side + 1] - cameras.pp[1]) / focal,
@@ -63,6 +69,7 @@ def stage2_features(problem: Problem):
     d the anchor depth and o the offset, z = g sigma (m (s-1) + d)(1 + (o-1)/s)
     = g sigma [m(s-1), 1, m(s-1)/s, 1/s] . [1, d, o-1, d(o-1)], and x_cam = z (du/f, dv/f, 1).
     The features are [1, d, o-1, d(o-1)] x (du, dv, 1); `_camera_coeffs` gives the matrix.
+    Under the proportional focal-depth model z = g sigma s d o = g sigma [0, s, 0, s] . (same).
     """
     matches, pp = problem.matches, problem.cameras.pp
     sides = []
@@ -76,13 +83,16 @@ def stage2_features(problem: Problem):
     return jnp.stack(sides, 1)
 
 
-def _camera_coeffs(problem: Problem, img, focal, depth_scale):
+def _camera_coeffs(problem: Problem, img, focal, depth_scale, proportional=False):
     """float[E, 3, 12]: x_cam = C @ features for images `img` (see `stage2_features`)."""
     s = focal / problem.cameras.base_focal[img]
     m = problem.cameras.median_depth[img]
-    a = depth_scale[img][:, None] * jnp.stack(
-        [m * (s - 1.0), jnp.ones_like(m), m * (s - 1.0) / s, 1.0 / s], 1
-    )  # [E, 4]
+    zero = jnp.zeros_like(m)
+    if proportional:
+        coeffs = [zero, s, zero, s]
+    else:
+        coeffs = [m * (s - 1.0), jnp.ones_like(m), m * (s - 1.0) / s, 1.0 / s]
+    a = depth_scale[img][:, None] * jnp.stack(coeffs, 1)  # [E, 4]
     z4 = jnp.zeros_like(a)
     return jnp.stack(
         [
@@ -94,10 +104,12 @@ def _camera_coeffs(problem: Problem, img, focal, depth_scale):
     )
 
 
-def stage_constants(problem: Problem, stage: int, focal):
+def stage_constants(problem: Problem, stage: int, focal, proportional=False):
     """The per-match constants of a stage: `stage1_points` (at the stage's frozen focal) or
-    `stage2_features`."""
-    return stage1_points(problem, focal) if stage == 1 else stage2_features(problem)
+    `stage2_features` (the same for both focal-depth models)."""
+    if stage == 1:
+        return stage1_points(problem, focal, proportional)
+    return stage2_features(problem)
 
 
 def pair_loss_3d(problem: Problem, gamma, T_world_cam, depth_scale, points):
@@ -113,7 +125,8 @@ def pair_loss_3d(problem: Problem, gamma, T_world_cam, depth_scale, points):
     return losses.masked_mean(losses.gamma_loss(distance, gamma), problem.matches.conf)
 
 
-def pair_loss_2d(problem: Problem, gamma, T_world_cam, focal, depth_scale, features):
+def pair_loss_2d(problem: Problem, gamma, T_world_cam, focal, depth_scale, features,
+                 proportional=False):
     """L_2d: rho_gamma of the reprojection errors in both images of every pair, each direction
     with the pair's weight (`features`: stage2_features)."""
     K = geometry.intrinsics_matrix(focal, problem.cameras.pp[0], problem.cameras.pp[1])
@@ -127,7 +140,7 @@ def pair_loss_2d(problem: Problem, gamma, T_world_cam, focal, depth_scale, featu
             "eij,ejk,ekl->eil",
             P[:, :, :3],
             T_world_cam[src][:, :3, :3],
-            _camera_coeffs(problem, src, focal, depth_scale),
+            _camera_coeffs(problem, src, focal, depth_scale, proportional),
         )
         h = jnp.einsum("eij,ej->ei", P[:, :, :3], T_world_cam[src][:, :3, 3]) + P[:, :, 3]
         y = jnp.einsum("eik,ekm->eim", G, feats) + h[:, :, None]
@@ -151,8 +164,10 @@ def pair_loss(problem: Problem, config, stage: int, T_world_cam, focal, depth_sc
     Args:
       constants: the stage's `stage_constants` (computed here when None).
     """
+    proportional = is_proportional(config)
     if constants is None:
-        constants = stage_constants(problem, stage, focal)
+        constants = stage_constants(problem, stage, focal, proportional)
     if stage == 1:
         return pair_loss_3d(problem, config.stage1.gamma, T_world_cam, depth_scale, constants)
-    return pair_loss_2d(problem, config.stage2.gamma, T_world_cam, focal, depth_scale, constants)
+    return pair_loss_2d(problem, config.stage2.gamma, T_world_cam, focal, depth_scale, constants,
+                        proportional)

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 import losses
-from josh_jax.optimize.cameras import camera_forward, scene_depth
+from josh_jax.optimize.cameras import camera_forward, is_proportional, scene_depth
 from josh_jax.optimize.humans import human_forward
 from josh_jax.optimize.matches import pair_loss
 from josh_jax.optimize.params import Params, initial_rotations
@@ -35,13 +35,16 @@ def loss_terms(params: Params, problem: Problem, config, stage: int, constants=N
     Returns:
       (total [], terms float[6] in CURVE_COLUMNS order). Human columns hold the weighted track
       means w_k sum_t n_t L_t / sum_t n_t (as the reference's progress bar prints them), so
-      total = pair + scale + static + prior + smooth.
+      total = pair + scale + static + prior + smooth; the prior column includes the focal prior
+      (`focal_prior_term`, weights.focal).
     """
     T_world_cam, focal, depth_scale = camera_forward(params, problem, config)
     pair = pair_loss(problem, config, stage, T_world_cam, focal, depth_scale, constants)
+    focal_prior = config.weights.focal * focal_prior_term(focal, problem, config)
     if problem.tracks.valid.shape[0] == 0:
         zero = jnp.zeros((), jnp.float32)
-        return pair, jnp.stack([pair, pair, zero, zero, zero, zero])
+        total = pair + focal_prior
+        return total, jnp.stack([total, pair, zero, zero, focal_prior, zero])
     vertices, joints = human_forward(params, problem, config, focal)  # camera frame
     if stage in tuple(config.human_global_scale_stages):
         # The human terms move the scene only through its global scale in this stage.
@@ -50,7 +53,20 @@ def loss_terms(params: Params, problem: Problem, config, stage: int, constants=N
     static = static_term(vertices, problem, config, T_world_cam)
     smooth = smoothness_term(joints, problem, config, T_world_cam)
     prior = prior_term(params, problem, config)
-    return _weighted_total(pair, problem, config.weights, scale, static, prior, smooth)
+    return _weighted_total(pair, problem, config.weights, scale, static, prior, smooth,
+                           focal_prior)
+
+
+def focal_prior_term(focal, problem: Problem, config) -> jax.Array:
+    """[] rho(|log(f / f_init)|): a weak pull of the shared focal towards its initialisation
+    (weighted by config.weights.focal; 0 turns it off, as JOSH).
+
+    Under the proportional focal-depth model the scene terms see the focal through the scene's
+    perspective only (a weak signal on a short baseline), so this keeps the focal from drifting
+    where nothing constrains it (docs/method.md §4).
+    """
+    ratio = jnp.abs(jnp.log(focal / problem.cameras.focal_init))
+    return losses.gamma_loss(ratio, config.human_gamma)
 
 
 def global_coupling(T_world_cam, depth_scale, problem: Problem):
@@ -76,14 +92,15 @@ def global_coupling(T_world_cam, depth_scale, problem: Problem):
     return T, jax.lax.stop_gradient(depth_scale) * g
 
 
-def _weighted_total(pair, problem: Problem, weights, scale, static, prior, smooth):
-    """(total, terms): per-track terms combined over tracks, weighted and added to the pair term."""
+def _weighted_total(pair, problem: Problem, weights, scale, static, prior, smooth, focal_prior):
+    """(total, terms): per-track terms combined over tracks, weighted and added to the pair term
+    (the weighted focal prior joins the prior column)."""
     frames_per_track = jnp.sum(problem.tracks.valid, axis=1).astype(jnp.float32)
     mean = lambda per_track: losses.track_weighted_mean(per_track, num_frames=frames_per_track)
     human = [
         weights.scale * mean(scale),
         weights.static * mean(static),
-        weights.prior * mean(prior),
+        weights.prior * mean(prior) + focal_prior,
         weights.smooth * mean(smooth),
     ]
     total = pair + human[0] + human[1] + human[2] + human[3]
@@ -126,7 +143,8 @@ def contact_scale_term(vertices, problem: Problem, config, focal, depth_scale) -
             uv = focal * x[..., :2] / jnp.maximum(vertex_depth, 1e-6)[..., None] + cameras.pp
             offset = surface_offset(offset, slope, uv - uv0, contacts.radius)
         surface_depth = scene_depth(
-            cameras, image, depth, offset, focal, depth_scale, config.compensate_contact_offset
+            cameras, image, depth, offset, focal, depth_scale, config.compensate_contact_offset,
+            proportional=is_proportional(config),
         )
         return losses.contact_scale_loss(surface_depth, vertex_depth, conf, config.human_gamma)
 

@@ -18,7 +18,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from josh_jax.optimize.cameras import anchor_depths, camera_forward, focal_of, normalize_quat
+from josh_jax.optimize.cameras import (
+    anchor_depths,
+    camera_forward,
+    focal_of,
+    is_proportional,
+    normalize_quat,
+)
 from josh_jax.optimize.humans import effective_transl, human_rotations
 from josh_jax.optimize.matches import stage_constants
 from josh_jax.optimize.objective import CURVE_COLUMNS, loss_terms
@@ -71,7 +77,8 @@ class Solution:
         (cx, cy) = problem.cameras.pp.
       anchor_depth: float32[N, A] final depth of every anchor (block centre), camera frame, in
         world units. Dense depth of pixel q in block a: anchor_depth[a] * (1 + (canon2_q - 1) *
-        f_w / f) with f_w = problem.cameras.weiszfeld_focal (reference semantics) or base_focal.
+        f_w / f) with f_w = problem.cameras.weiszfeld_focal (reference semantics) or base_focal;
+        anchor_depth[a] * canon2_q under focal_depth_model "proportional".
       smpl_global_orient: float32[P, N, 3, 3] root rotation in the camera frame of its keyframe.
       smpl_body_pose: float32[P, N, 23, 3, 3] body pose (proper rotations; in reference_compat
         the raw optimised matrices, project them to SO(3) for output).
@@ -230,7 +237,8 @@ def _run_stage(params: Params, problem: Problem, config, stage: int, ok):
     min_iter = math.ceil(float(config.convergence.min_fraction) * iters)
     tx = _optimizer(problem, config, stage, params)
     # Per-match constants of the stage (stage 1 freezes the focal), computed once outside the loop.
-    constants = stage_constants(problem, stage, focal_of(params, problem.cameras))
+    constants = stage_constants(problem, stage, focal_of(params, problem.cameras),
+                                is_proportional(config))
     grad_fn = jax.value_and_grad(
         lambda p: loss_terms(p, problem, config, stage, constants), has_aux=True
     )
@@ -264,17 +272,20 @@ def _run_stage(params: Params, problem: Problem, config, stage: int, ok):
     return params, curve, ok, applied
 
 
-def optimize(problem: Problem, config) -> Solution:
+def optimize(problem: Problem, config, init: Params | None = None) -> Solution:
     """Runs both stages on one clip (pure; see `optimize_jit` for the compiled form).
 
     Args:
       problem: Problem of one clip (from `prepare`).
       config: the josh config (read at trace time: static).
+      init: the starting parameters (None: `init_params`, the HMR and focal_init; e.g. a
+        previous solution's params to continue from, benchmarks/josh_focal_profile.py). The
+        priors still pull towards the initial values of the problem, not `init`.
 
     Returns:
       Solution.
     """
-    params = init_params(problem, config)
+    params = init_params(problem, config) if init is None else init
     ok = jnp.ones((), bool)
     params, curve1, ok, applied1 = _run_stage(params, problem, config, 1, ok)
     params, curve2, ok, applied2 = _run_stage(params, problem, config, 2, ok)
@@ -290,7 +301,7 @@ def optimize(problem: Problem, config) -> Solution:
         params=params,
         T_world_cam=T_world_cam,
         focal=focal,
-        anchor_depth=anchor_depths(problem.cameras, focal, depth_scale),
+        anchor_depth=anchor_depths(problem.cameras, focal, depth_scale, is_proportional(config)),
         smpl_global_orient=R_root,
         smpl_body_pose=R_body,
         smpl_transl=effective_transl(params, problem, config, focal),

@@ -9,9 +9,10 @@ truth). It is cut into chunks of `long_config.chunk_keyframes` keyframes sharing
 as independent clips by `pipeline.reconstruct_many` (one `optimize_many` batch per bucket shape,
 `long_config.batch_size` chunks at a time: memory is bounded by the chunk batch, not by the
 video's length). `stitch` maps every chunk into chunk 0's world, either with the global alignment
-("align": one Sim(3) per chunk, rigid by default, solved from all shared frames: camera centres
-and orientations, optionally body joints and the shared keyframes' scene points; then a short
-joint refinement across the seams, `video/seams.py`; overlaps cross-faded) or with JOSH's plain concatenation ("concat", the baseline) and returns one Result at
+("align": one Sim(3) per chunk solved from all shared frames: camera centres and orientations and
+body joints by default, optionally the shared keyframes' scene points; rigid unless the solved
+scale is far from 1 (`scale_gate`); then a short joint refinement across the seams,
+`video/seams.py`; overlaps cross-faded) or with JOSH's plain concatenation ("concat", the baseline) and returns one Result at
 every video frame.
 """
 
@@ -102,6 +103,7 @@ def stitch(results: list[Result], frame_ranges: list[tuple[int, int]], long_conf
             joint_weight=float(long_config.joint_weight), with_scale=bool(long_config.with_scale),
             rotation_weight=float(long_config.rotation_weight),
             scale_prior=float(long_config.scale_prior),
+            scale_gate=float(long_config.scale_gate),
             scene_weight=float(long_config.scene_weight),
             scene_stride=int(long_config.scene_stride))
         mode = str(long_config.assemble)

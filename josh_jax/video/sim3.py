@@ -146,6 +146,7 @@ def align_chunks(
     R_chunks: Float[Array, "C F 3 3"] | None = None,
     rotation_valid: Float[Array, "C F"] | None = None,
     scale_prior: float | Float[Array, ""] = 0.0,
+    scale_gate: float | Float[Array, ""] = 0.0,
 ) -> list[Sim3]:
     """One Sim(3) per chunk into chunk 0's world, solved in order from the frames each chunk shares
     with the chunks already aligned (chunk 0 is the anchor and stays put).
@@ -164,6 +165,10 @@ def align_chunks(
       R_chunks: float[C, F, 3, 3] optional orientations per chunk and frame (camera-to-world);
       rotation_valid: float[C, F] their weights (m^2, see `fit_sim3`), 0 where missing.
       scale_prior: see `fit_sim3`.
+      scale_gate: with `with_scale`, a chunk keeps its solved scale only when it is more than
+        `scale_gate` off 1 (|s - 1| > scale_gate); otherwise the chunk is solved again rigid
+        (s = 1): chunks are metric through their bodies, and a scale solved from a short overlap
+        is mostly noise unless it is far off. 0: every solved scale is kept.
 
     Returns:
       C Sim3s `T_world_chunk` (the first is the identity).
@@ -186,6 +191,9 @@ def align_chunks(
                        rotation_weights=rotation_valid[c] * (acc_rw > 0))
         S = fit_sim3(x_chunks[c].reshape(-1, 3), target.reshape(-1, 3), w, with_scale,
                      scale_prior=scale_prior, **rot)
+        if with_scale:
+            S = gate_scale(S, fit_sim3(x_chunks[c].reshape(-1, 3), target.reshape(-1, 3), w,
+                                       False, **rot), scale_gate)
         transforms.append(S)
         acc = acc + apply_points(S, x_chunks[c]) * valid[c][..., None]
         acc_w = acc_w + valid[c]
@@ -194,6 +202,13 @@ def align_chunks(
                 ..., None, None]
             acc_rw = acc_rw + rotation_valid[c]
     return transforms
+
+
+def gate_scale(scaled: Sim3, rigid: Sim3, scale_gate: float | Float[Array, ""]) -> Sim3:
+    """`scaled` where its scale is more than `scale_gate` off 1 (|s - 1| > scale_gate), else
+    `rigid` (the same fit with the scale fixed to 1). Traceable: a select, no branch."""
+    keep = jnp.abs(scaled.scale - 1.0) > scale_gate
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), scaled, rigid)
 
 
 def blend_weights(ranges: list[tuple[int, int]], n_frames: int) -> Float[Array, "C F"]:

@@ -2,9 +2,10 @@
 
 Each chunk's Result lives in its own world (its first keyframe camera, metric through the bodies).
 `align_transforms` solves one Sim(3) per chunk into chunk 0's world from every frame the chunks
-share (camera centres and orientations, body joints, shared keyframes' scene points, weighted:
-`sim3.align_chunks`); `seam_refine.refine_seams` then bends the mapped chunks by smooth per-frame corrections
-until they agree on their shared frames (`video/seams.py`); `concat_transforms` is JOSH's plain
+share (camera centres and orientations, body joints, shared keyframes' scene points, weighted;
+a chunk's scale kept only when far from 1: `sim3.align_chunks`); `seam_refine.refine_seams` then
+bends the mapped chunks by smooth per-frame corrections until they agree on their shared frames
+(`video/seams.py`); `concat_transforms` is JOSH's plain
 concatenation (spec §1.7: each chunk glued rigidly to the previous one at its first frame), the
 baseline. `assemble` merges the mapped chunks at every video frame:
 
@@ -100,12 +101,13 @@ def chunk_rotations(results: list[Result], frame_ranges: Ranges, rotation_weight
 
 def align_transforms(results: list[Result], frame_ranges: Ranges, *, camera_weight: float,
                      joint_weight: float, with_scale: bool, rotation_weight: float = 0.0,
-                     scale_prior: float = 0.0, scene_weight: float = 0.0,
-                     scene_stride: int = 4) -> list[sim3.Sim3]:
+                     scale_prior: float = 0.0, scale_gate: float = 0.0,
+                     scene_weight: float = 0.0, scene_stride: int = 4) -> list[sim3.Sim3]:
     """One Sim(3) `T_world_chunk` per chunk into chunk 0's world, from all shared frames: camera
     centres, body joints and shared keyframes' scene points (`chunk_points`), and with
     `rotation_weight` > 0 the camera orientations (`sim3.fit_sim3`); `scale_prior` pulls each
-    scale to 1."""
+    scale to 1; with `scale_gate` > 0 a chunk stays rigid unless its solved scale is more than
+    `scale_gate` off 1 (`sim3.align_chunks`)."""
     x, w = chunk_points(results, frame_ranges, camera_weight, joint_weight, scene_weight,
                         scene_stride)
     f32 = jnp.float32
@@ -114,7 +116,8 @@ def align_transforms(results: list[Result], frame_ranges: Ranges, *, camera_weig
         R, rw = chunk_rotations(results, frame_ranges, rotation_weight)
         rot = dict(R_chunks=jnp.asarray(R, f32), rotation_valid=jnp.asarray(rw, f32))
     transforms = _align_chunks(jnp.asarray(x, f32), jnp.asarray(w, f32), with_scale,
-                               scale_prior=jnp.asarray(scale_prior, f32), **rot)
+                               scale_prior=jnp.asarray(scale_prior, f32),
+                               scale_gate=jnp.asarray(scale_gate, f32), **rot)
     return [jax_tree_to_numpy(S) for S in transforms]
 
 
