@@ -100,11 +100,11 @@ def test_scale_gate_keeps_a_far_scale_and_solves_a_near_one_rigid():
     chunk 2 is solved rigid (scale exactly 1: the rigid fit of its overlap); without the gate
     both scales are recovered."""
     rng = np.random.default_rng(3)
-    n = 60
+    n = 90  # the shapes of test_align_chunks_undoes_per_chunk_transforms: its eager ops are reused
     t = np.linspace(0, 1, n)
     walk = np.stack([3 * t, np.sin(4 * t), 0.3 * np.cos(7 * t)], -1)
-    x_world = walk[:, None, :] + rng.normal(size=(1, 4, 3)) * 0.3
-    ranges = [(0, 25), (12, 45), (32, 60)]
+    x_world = walk[:, None, :] + rng.normal(size=(1, 3, 3)) * 0.3
+    ranges = sampling.overlapping_chunks(n, 40, 15)
     R = [geometry.axis_angle_to_matrix(jnp.asarray(rng.normal(size=3))) for _ in range(2)]
     t_true = [jnp.asarray([1.0, -2.0, 0.5]), jnp.asarray([-0.5, 0.3, 2.0])]
     truth = [sim3.identity()] + [sim3.Sim3(jnp.asarray(s), r, tt)
@@ -114,12 +114,12 @@ def test_scale_gate_keeps_a_far_scale_and_solves_a_near_one_rigid():
     gated = sim3.align_chunks(x, valid, True, scale_gate=0.2)
     np.testing.assert_allclose([float(S.scale) for S in free], [1.0, 1.6, 1.08], rtol=2e-3)
     np.testing.assert_allclose(float(gated[1].scale), 1.6, rtol=2e-3)
-    np.testing.assert_allclose(gated[1].R, R[0], atol=2e-3)
-    np.testing.assert_allclose(gated[1].t, t_true[0], atol=5e-3)
+    np.testing.assert_allclose(gated[1].R, R[0], atol=5e-3)
+    np.testing.assert_allclose(gated[1].t, t_true[0], atol=1e-2)
     assert float(gated[2].scale) == 1.0
-    overlap = jnp.asarray(valid[2] * valid[1]).reshape(-1)
-    rigid = sim3.fit_sim3(x[2].reshape(-1, 3), jnp.asarray(x_world.reshape(-1, 3)), overlap,
-                          False)
-    np.testing.assert_allclose(gated[2].R, rigid.R, atol=2e-3)
-    np.testing.assert_allclose(gated[2].t, rigid.t, atol=5e-3)
+    overlap = (valid[2] * valid[1]).reshape(-1)  # chunk 2 shares frames with chunk 1 only
+    target = sim3.apply_points(gated[1], x[1]).reshape(-1, 3)
+    rigid = sim3.fit_sim3(x[2].reshape(-1, 3), target, overlap, False)
+    np.testing.assert_allclose(gated[2].R, rigid.R, atol=1e-4)
+    np.testing.assert_allclose(gated[2].t, rigid.t, atol=1e-4)
     np.testing.assert_allclose(gated[2].R, R[1], atol=0.05)  # the rotation still holds

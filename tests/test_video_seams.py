@@ -164,7 +164,7 @@ def test_long_video_stitch_aligns_and_refines_with_the_default_config():
     from josh_jax.video import long_video
 
     *_, truth, _ = _chunks()
-    # The world seen by chunks moved rigidly (the default alignment solves no scale).
+    # The world seen by chunks moved rigidly (the default alignment gates the scale back to 1).
     T, _, _, ranges, _, results = _chunks_rigid([sim3.Sim3(np.ones(()), S.R, S.t) for S in truth])
     a, b = ranges[2]
     bend = np.zeros((b - a, 4, 3))
