@@ -191,3 +191,31 @@ def test_one_atomic_writer():
     writers = {os.path.relpath(path, ROOT) for m, path in MODULES.items()
                if top(m) != "tests" and "os.replace(" in open(path).read()}
     assert writers == {"josh_jax/io/atomic.py"} | OWN_ATOMIC_WRITERS
+
+
+# Sizes (docs/architecture.md, "Sizes"): no module over ~400 lines, no function over ~80, outside
+# the tests. Exceptions, each with its reason:
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 400, 80
+LONG_FUNCTIONS = {
+    # Long only by its keyword signature, its docstring and the Result's fields; the body is three
+    # named steps.
+    "josh_jax/result.py:assemble_result",
+}
+
+
+def test_modules_and_functions_stay_short():
+    long_modules, long_functions = [], []
+    for m, path in MODULES.items():
+        if top(m) == "tests":
+            continue
+        source = open(path).read()
+        rel = os.path.relpath(path, ROOT)
+        if len(source.splitlines()) > MAX_MODULE_LINES:
+            long_modules.append(rel)
+        for node in ast.walk(ast.parse(source, path)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                name = f"{rel}:{node.name}"
+                if node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES and (
+                        name not in LONG_FUNCTIONS):
+                    long_functions.append(name)
+    assert not long_modules and not long_functions, (long_modules, long_functions)

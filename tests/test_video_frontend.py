@@ -14,8 +14,6 @@ import numpy as np
 import pytest
 from flax import nnx
 
-import body_models
-from body_models import indices
 from experiments.configs import frontend as frontend_configs
 from experiments.configs import synthetic as synthetic_configs
 from josh_jax import geometry, synthetic
@@ -83,13 +81,6 @@ def test_geometric_matches_are_true_correspondences(tiny):
     with_0 = pairs[:, 0] == 0
     assert (wrong[with_0] > 0).sum() < 0.1 * real[with_0].sum()
     assert (wrong[~with_0] > 0).sum() == real[~with_0].sum()
-
-def test_candidate_vertices_hold_the_soles():
-    body = body_models.load_model(None)
-    cand = video_frontend.candidate_vertices(body, (0, 20, 21, 22, 23))
-    assert cand[indices.sole_vertices(body)].all()
-    assert 0.02 < cand.mean() < 0.5  # a subset of the body, not all of it
-
 
 def test_batched_mast3r_matcher_equals_per_pair_matching():
     """One compiled program for every batch (the last padded); the same matches as

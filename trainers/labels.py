@@ -127,14 +127,13 @@ def body_bboxes(
 
 @jax.jit  # module level: one compiled program per shapes, the body model an argument
 def _body_bboxes(body, K, R_cam, body_pose, betas, transl_cam):
-    def one(R, pose, t):
-        verts = body_models.lbs(body, betas, R, pose, t).vertices
+    def box(verts):
         z = jnp.maximum(verts[:, 2], 1e-3)
         u = K[0, 0] * verts[:, 0] / z + K[0, 2]
         v = K[1, 1] * verts[:, 1] / z + K[1, 2]
         return jnp.stack([u.min(), v.min(), u.max(), v.max()])
 
-    return jax.vmap(one)(R_cam, body_pose, transl_cam)
+    return jax.vmap(box)(body_models.pose_bodies(body, betas, R_cam, body_pose, transl_cam).vertices)
 
 
 def frames_from_synthetic(clip: Any, gt: Any, body: body_models.BodyModel, *, track: int = 0,

@@ -38,7 +38,6 @@ from absl import logging
 from flax import nnx
 
 import body_models
-from body_models import indices
 from josh_jax import geometry
 from josh_jax.clip import Clip, validate_arrays
 from josh_jax.errors import InputError
@@ -72,14 +71,6 @@ def keyframes(frames: Iterable[np.ndarray], interval: int, taken: list[int]) -> 
     if held is not None:
         taken.append(held[0])
         yield held[1]
-
-
-def candidate_vertices(body_model: body_models.BodyModel, joints: tuple[int, ...]) -> np.ndarray:
-    """bool[V]: the soles and the vertices whose largest skinning weight is one of `joints`."""
-    weights = np.asarray(body_model.lbs_weights)
-    out = np.isin(np.argmax(weights, axis=1), np.asarray(joints))
-    out[indices.sole_vertices(body_model)] = True
-    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -266,10 +257,12 @@ class VideoFrontend:
                      + T_world_cam[t, :3, 3] for t in range(T)]
         n = int(cc.neighbours)
         scene = [np.concatenate(per_frame[max(0, t - n):t + n + 1]) for t in range(T)]
-        candidates = candidate_vertices(self.body_model, tuple(cc.candidate_joints))
+        settings = contacts_lib.ContactSettings.from_config(cc)
+        regions = contacts_lib.region_vertices(self.body_model.lbs_weights, cc.regions,
+                                               settings.anchor_vertices)
         return np.stack([contacts_lib.estimate_contacts(
-            verts_world[p], times_s, scene, candidates, float(cc.speed_scale_mps),
-            float(cc.distance_scale_m), int(cc.block)) for p in range(P)]).astype(np.float32)
+            verts_world[p], times_s, scene, regions, settings)
+            for p in range(P)]).astype(np.float32)
 
 
 def load_human3r(path: str | None, config, *, random_init: bool,

@@ -258,8 +258,7 @@ def save_params(path: str | os.PathLike, model: nnx.Module) -> str:
 def load_params(path: str | os.PathLike, cfg: Cut3rConfig) -> Cut3r:
     """Reads `save_params`' file into an abstractly built model (names and shapes checked)."""
     path = os.fspath(path)
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
+    arrays = load_checkpoint_file(path)
     model = abstract_cut3r(cfg)
     want = {k: tuple(v.shape) for k, v in _variables(model).items()}
     bad = sorted(set(want) ^ set(arrays)) + [

@@ -319,11 +319,9 @@ def is_converted_file(path: str | os.PathLike) -> bool:
 def load_params(path: str | os.PathLike, sizes: Human3rSizes) -> Human3rParams:
     """Reads `save_params`' file (every name and shape checked, each problem named)."""
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise CheckpointMismatchError(path, "(file)", "an existing checkpoint file", "no file")
-    with np.load(path, allow_pickle=False) as data:
-        cut = {k[len(CUT3R_KEY) :]: data[k] for k in data.files if k.startswith(CUT3R_KEY)}
-        human = {k[len(HUMAN_KEY) :]: data[k] for k in data.files if k.startswith(HUMAN_KEY)}
+    arrays = cut3r_convert.load_checkpoint_file(path)
+    cut = {k[len(CUT3R_KEY) :]: v for k, v in arrays.items() if k.startswith(CUT3R_KEY)}
+    human = {k[len(HUMAN_KEY) :]: v for k, v in arrays.items() if k.startswith(HUMAN_KEY)}
     model = cut3r_convert.abstract_cut3r(sizes.cut3r)
     flat = nnx.to_flat_state(nnx.state(model, nnx.Param))
     want = {".".join(str(p) for p in k): tuple(v.get_value().shape) for k, v in flat}
