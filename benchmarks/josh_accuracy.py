@@ -191,8 +191,9 @@ def main(argv):
     for path in _PER_CLIP_FROM.value:
         with open(path) as f:
             earlier = json.load(f)
-        per_clip.update({k: v for k, v in earlier["per_clip"].items()
-                         if k not in _VARIANTS.value})
+        for variant, rows in earlier["per_clip"].items():
+            if variant not in _VARIANTS.value:
+                per_clip.setdefault(variant, {}).update(rows)
         levels.update(earlier.get("noise_level_of_clip", {}))
         merged.append(earlier["command"])
     if _VARIANTS.value:
