@@ -85,7 +85,9 @@ VARIANTS = {
     "sfm_schedule": {"stage1.lr": 0.2, "stage2.lr": 0.02, "stage2.iters": 500},
     # Scene depths proportional to the focal (relief kept) and a weak (untuned) focal prior.
     "proportional_focal_prior": {"focal_depth_model": "proportional", "weights.focal": 1.0},
-    "proportional": {"focal_depth_model": "proportional"},
+    "proportional": {"focal_depth_model": "proportional", "weights.focal": 0.0},
+    # JOSH's focal-depth model (the default before the sweep of docs/method.md §8).
+    "josh_focal_depth": {"focal_depth_model": "josh", "weights.focal": 0.0},
 }
 _KEYS = {"wa_mm": "wa_mpjpe_sim3_mm", "w_mm": "w_mpjpe_first_frame_aligned_mm",
          "scale_err": "human_scale_err", "focal_err": "focal_err", "ate_cm": "cam_ate_sim3_m"}

@@ -85,8 +85,9 @@ def test_pair_loss_matches_losses_package(small):
     @jax.jit  # one program instead of hundreds of eager ops
     def fused_and_direct(p, pb):
         T, f, depth_scale = opt.camera_forward(p, pb, cfg)
-        Xi = jnp.stack(opt.match_points_world(pb, 0, T, f, depth_scale), -1).reshape(-1, 3)
-        Xj = jnp.stack(opt.match_points_world(pb, 1, T, f, depth_scale), -1).reshape(-1, 3)
+        prop = opt.is_proportional(cfg)
+        Xi = jnp.stack(opt.match_points_world(pb, 0, T, f, depth_scale, prop), -1).reshape(-1, 3)
+        Xj = jnp.stack(opt.match_points_world(pb, 1, T, f, depth_scale, prop), -1).reshape(-1, 3)
         conf = pb.matches.conf.reshape(-1)
         l3 = losses.match_3d_loss(Xi, Xj, conf, 1.1)
         pp = pb.cameras.pp
@@ -114,12 +115,14 @@ def test_pair_loss_matches_losses_package(small):
 def test_proportional_focal_depth_keeps_the_relief(small):
     """A focal change scales every depth by f/f0 under "proportional" (relief kept); JOSH's model
     shifts every depth by m (f/f0 - 1), shrinking the relative relief as f0/f. The default config
-    keeps JOSH's model and no focal prior (its output is unchanged)."""
+    uses the proportional model with the focal prior, reference_compat JOSH's without."""
     from josh_jax.optimize import matches as match_lib
 
     _, _, pb = small
     default = josh_config.get_config("default")
-    assert default.focal_depth_model == "josh" and default.weights.focal == 0.0
+    assert default.focal_depth_model == "proportional" and default.weights.focal > 0.0
+    compat = josh_config.get_config("reference_compat")
+    assert compat.focal_depth_model == "josh" and compat.weights.focal == 0.0
 
     @jax.jit  # one program instead of many eager ops
     def depths(pb):
@@ -138,7 +141,7 @@ def test_proportional_focal_depth_keeps_the_relief(small):
             out[f"z2_{prop}"] = jnp.einsum("ek,ekm->em", coeffs,
                                            match_lib.stage2_features(pb)[:, 0])
         # The focal prior: 0 at f_init, growing with |log(f / f_init)|.
-        out["prior"] = jnp.stack([opt.focal_prior_term(f0 * r, pb, default)
+        out["prior"] = jnp.stack([opt.focal_prior_term(jnp.log(f0 * r), pb, default)
                                   for r in (1.0, 1.05, 1.2)])
         return out
 
