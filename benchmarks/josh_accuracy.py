@@ -6,6 +6,8 @@ current default vs variants (ablations and the `fast` preset).
     python -m benchmarks.josh_accuracy --variants=default,fast --seeds=0 --scenes=sit,stairs
     python -m benchmarks.josh_accuracy --variants=default,proportional_focal_prior \
         --seeds= --scenes=default,sit,stairs,two_people --noise_levels=0.5,1,1.5,2
+    # variants in parallel processes, then one summary:
+    python -m benchmarks.josh_accuracy --variants= --per_clip_from=a/josh_accuracy_sweep_cpu.json,...
 
 The public suite (`../shared/reference/suite/`, `--suite`: clips of other seeds at noise x1.0,
 x1.5, x2.0 with the official code's result on each) is scored like the reference clip and
@@ -58,6 +60,10 @@ _VARIANTS = flags.DEFINE_list(
     "variants", ["default", "no_reassociation", "previous_weights", "sfm_schedule"],
     "Variant names (VARIANTS).")
 _OUT_DIR = flags.DEFINE_string("out_dir", RESULTS_DIR, "Where the JSON goes.")
+_PER_CLIP_FROM = flags.DEFINE_list(
+    "per_clip_from", [],
+    "Result JSONs of earlier runs (same flags, other variants; e.g. run in parallel) whose "
+    "per-clip rows join this run's before the summary.")
 
 # Overrides on the default preset (ablations of its choices); "preset" names another preset.
 VARIANTS = {
@@ -158,29 +164,46 @@ def summary_figures(per_clip: dict, levels: dict) -> dict[str, float]:
     return figures
 
 
+def run_variant(name: str, clips: dict, bodies: dict, refs: dict) -> dict:
+    """{clip: row} of variant `name`: the keyframe metrics, wall time (prepare + compile + run),
+    iterations run and, on suite clips, the ratios to the official code's result."""
+    cfg = variant_config(name)
+    rows = {}
+    for cname, (clip, gt) in clips.items():
+        t = time.perf_counter()
+        result, _ = pipeline.reconstruct(clip, cfg, bodies[str(clip.body_model)])
+        m = evaluate(result, gt)
+        row = {k: float(m[v]) * (100.0 if k == "ate_cm" else 1.0) for k, v in _KEYS.items()}
+        row["wall_s"] = time.perf_counter() - t
+        row["iters_run"] = np.asarray(result.diagnostics["iters_run"]).tolist()
+        if cname in refs:
+            for k, ref in refs[cname].items():
+                row[f"{k}_ratio"] = row[k] / max(ref, 1e-12)
+        rows[cname] = row
+        print(name, cname, " ".join(f"{k} {v}" for k, v in row.items()), flush=True)
+    return rows
+
+
 def main(argv):
     del argv
-    clips, levels = load_clips()
-    bodies = {name: pipeline.resolve_body_model(name, cli.body_model_path(name))
-              for name in {str(clip.body_model) for clip, _ in clips.values()}}
     refs = {f"suite_{tag}": suite_reference(tag) for tag in _SUITE.value}
-    figures, per_clip = {}, {}
-    for name in _VARIANTS.value:
-        cfg = variant_config(name)
-        rows = {}
-        for cname, (clip, gt) in clips.items():
-            t = time.perf_counter()
-            result, _ = pipeline.reconstruct(clip, cfg, bodies[str(clip.body_model)])
-            m = evaluate(result, gt)
-            row = {k: float(m[v]) * (100.0 if k == "ate_cm" else 1.0) for k, v in _KEYS.items()}
-            row["wall_s"] = time.perf_counter() - t
-            row["iters_run"] = np.asarray(result.diagnostics["iters_run"]).tolist()
-            if cname in refs:
-                for k, ref in refs[cname].items():
-                    row[f"{k}_ratio"] = row[k] / max(ref, 1e-12)
-            rows[cname] = row
-            print(name, cname, " ".join(f"{k} {v}" for k, v in row.items()), flush=True)
-        per_clip[name] = rows
+    per_clip, levels, merged = {}, {}, []
+    for path in _PER_CLIP_FROM.value:
+        with open(path) as f:
+            earlier = json.load(f)
+        per_clip.update({k: v for k, v in earlier["per_clip"].items()
+                         if k not in _VARIANTS.value})
+        levels.update(earlier.get("noise_level_of_clip", {}))
+        merged.append(earlier["command"])
+    if _VARIANTS.value:
+        clips, own_levels = load_clips()
+        levels.update(own_levels)
+        bodies = {name: pipeline.resolve_body_model(name, cli.body_model_path(name))
+                  for name in {str(clip.body_model) for clip, _ in clips.values()}}
+        for name in _VARIANTS.value:
+            per_clip[name] = run_variant(name, clips, bodies, refs)
+    figures = {}
+    for name, rows in per_clip.items():
         for cname, row in rows.items():
             if cname not in levels:
                 for k, v in row.items():
@@ -188,8 +211,8 @@ def main(argv):
                         figures[f"{name}_{cname}_{k}"] = v
     figures.update(summary_figures(per_clip, levels))
     write_result("josh_accuracy_sweep", figures, out_dir=_OUT_DIR.value,
-                 tag=jax.default_backend(), per_clip=per_clip,
-                 suite_reference={c: r for c, r in refs.items()})
+                 tag=jax.default_backend(), per_clip=per_clip, noise_level_of_clip=levels,
+                 merged_from=merged, suite_reference={c: r for c, r in refs.items()})
 
 
 if __name__ == "__main__":

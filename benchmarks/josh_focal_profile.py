@@ -13,7 +13,9 @@ the grid `--ratios` (f_true: the clip's ground truth):
 Figures per clip: the total and each term (CURVE_COLUMNS: pair, scale, static, prior, smooth) at
 every ratio, the ratio f / f_true at each minimum (`*_argmin_<term>`: the grid point of the
 smallest value), the focal initialisation and the solution's focal over f_true. A loss whose
-minimum sits at f_init / f_true rather than at 1 holds the focal where it started. The prior column
+minimum sits at f_init / f_true rather than at 1 holds the focal where it started. The re-fit is
+local (from the solution), so the profile leans towards the solution's focal: compare it with a
+run whose focal is free (`solution_focal_over_true`) under another model. The prior column
 includes the focal prior (weights.focal) when the variant has one.
 Writes `benchmarks/results/josh_focal_profile[_<suffix>]_<device>.json` (suffix: `--suffix`,
 default "" for `default`, "proportional" for the proportional variants).

@@ -117,7 +117,7 @@ def _optimize(c: ml_collections.ConfigDict) -> None:
     # JOSH: static 0.1, smooth 0.1. The static and smoothness terms are what remove the HMR's
     # per-frame depth noise once the bodies move along their camera rays; heavier, they start to
     # bend the camera path (benchmarks/josh_accuracy.py).
-    # focal: a weak prior rho(|log(f / f_init)|) on the shared focal (objective.focal_prior_term);
+    # focal: a weak prior log(f / f_init)^2 on the shared focal (objective.focal_prior_term);
     # 0 (JOSH: none). 1.0 (untuned) with focal_depth_model "proportional" in the accuracy sweep.
     c.weights = ml_collections.ConfigDict(
         dict(scale=1.0, prior=100.0, static=1.0, smooth=1.0, focal=0.0)

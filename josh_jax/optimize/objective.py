@@ -58,15 +58,17 @@ def loss_terms(params: Params, problem: Problem, config, stage: int, constants=N
 
 
 def focal_prior_term(focal, problem: Problem, config) -> jax.Array:
-    """[] rho(|log(f / f_init)|): a weak pull of the shared focal towards its initialisation
+    """[] log(f / f_init)^2: a weak pull of the shared focal towards its initialisation
     (weighted by config.weights.focal; 0 turns it off, as JOSH).
 
     Under the proportional focal-depth model the scene terms see the focal through the scene's
     perspective only (a weak signal on a short baseline), so this keeps the focal from drifting
-    where nothing constrains it (docs/method.md §4).
+    where nothing constrains it (docs/method.md §4). Quadratic, not robust: its slope is 0 at
+    f_init (a robust rho has slope 1 there, as large as the pair term's own slope in the focal,
+    and held the focal at f_init on the reference clip).
     """
-    ratio = jnp.abs(jnp.log(focal / problem.cameras.focal_init))
-    return losses.gamma_loss(ratio, config.human_gamma)
+    del config
+    return jnp.square(jnp.log(focal / problem.cameras.focal_init))
 
 
 def global_coupling(T_world_cam, depth_scale, problem: Problem):
