@@ -11,6 +11,10 @@ count when it initialises its backends (jax 0.10.2 raises if `jax_num_cpu_device
 later), so it is set once, after collection and before the first test; a test module must not run
 JAX operations at import. An `XLA_FLAGS=--xla_force_host_platform_device_count=N` of the caller
 wins.
+
+Compiled programmes are kept in JAX's persistent compilation cache under pytest's cache folder
+(`.pytest_cache/d/jax_compile`), so a second run of the inner loop loads what the first compiled;
+`JOSH_JAX_TEST_CACHE=<folder>` moves it, `JOSH_JAX_TEST_CACHE=off` turns it off.
 """
 
 import os
@@ -24,9 +28,19 @@ from absl import flags  # noqa: E402
 flags.FLAGS.mark_as_parsed()
 
 
+TEST_CACHE_ENV = "JOSH_JAX_TEST_CACHE"
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "devices(n): the test needs n CPU devices (the session gets the largest n)")
+    folder = os.environ.get(TEST_CACHE_ENV)
+    if folder is None and getattr(config, "cache", None) is not None:
+        folder = str(config.cache.mkdir("jax_compile"))
+    if folder:
+        from experiments import compile_cache
+
+        compile_cache.enable(folder, min_compile_time_s=0.2)
 
 
 @pytest.hookimpl(trylast=True)  # after -m / -k have deselected
