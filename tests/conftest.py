@@ -14,7 +14,7 @@ wins.
 
 Compiled programmes are kept in JAX's persistent compilation cache under pytest's cache folder
 (`.pytest_cache/d/jax_compile`), so a second run of the inner loop loads what the first compiled;
-`JOSH_JAX_TEST_CACHE=<folder>` moves it, `JOSH_JAX_TEST_CACHE=off` turns it off.
+`JOSH_JAX_TEST_CACHE=<folder>` moves it, `JOSH_JAX_TEST_CACHE=off` turns it off. Under CI (`CI` set) it is off unless that variable names a folder.
 """
 
 import os
@@ -35,7 +35,8 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "devices(n): the test needs n CPU devices (the session gets the largest n)")
     folder = os.environ.get(TEST_CACHE_ENV)
-    if folder is None and getattr(config, "cache", None) is not None:
+    # CI starts from a fresh clone: a cache there is only written, never read again.
+    if folder is None and not os.environ.get("CI") and getattr(config, "cache", None) is not None:
         folder = str(config.cache.mkdir("jax_compile"))
     if folder:
         from experiments import compile_cache
