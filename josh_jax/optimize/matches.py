@@ -47,13 +47,9 @@ def stage1_points(problem: Problem, focal, proportional=False):
     rows = []
     for side in range(2):
         img = matches.pair_index[:, side][:, None]
-        ratio = focal / cameras.base_focal[img]
-        if proportional:
-            z = ratio * matches.depth[side] * matches.offset[side]
-        else:
-            z = (cameras.median_depth[img] * (ratio - 1.0) + matches.depth[side]) * (
-                1.0 + (matches.offset[side] - 1.0) / ratio
-            )
+        unit_scale = jnp.ones_like(cameras.base_focal)
+        z = scene_depth(cameras, img, matches.depth[side], matches.offset[side], focal, unit_scale,
+                        proportional=proportional)
         rows += [
             z * (matches.uv[2 * side] - cameras.pp[0]) / focal,
             z * (matches.uv[2 * side + 1] - cameras.pp[1]) / focal,
