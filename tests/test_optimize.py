@@ -141,7 +141,7 @@ def test_proportional_focal_depth_keeps_the_relief(small):
             out[f"z2_{prop}"] = jnp.einsum("ek,ekm->em", coeffs,
                                            match_lib.stage2_features(pb)[:, 0])
         # The focal prior: 0 at f_init, growing with |log(f / f_init)|.
-        out["prior"] = jnp.stack([opt.focal_prior_term(jnp.log(f0 * r), pb, default)
+        out["prior"] = jnp.stack([opt.focal_prior_term(jnp.log(f0 * r), pb)
                                   for r in (1.0, 1.05, 1.2)])
         return out
 

@@ -40,7 +40,7 @@ def loss_terms(params: Params, problem: Problem, config, stage: int, constants=N
     """
     T_world_cam, focal, depth_scale = camera_forward(params, problem, config)
     pair = pair_loss(problem, config, stage, T_world_cam, focal, depth_scale, constants)
-    focal_prior = config.weights.focal * focal_prior_term(params.log_focal, problem, config)
+    focal_prior = config.weights.focal * focal_prior_term(params.log_focal, problem)
     if problem.tracks.valid.shape[0] == 0:
         zero = jnp.zeros((), jnp.float32)
         total = pair + focal_prior
@@ -57,9 +57,9 @@ def loss_terms(params: Params, problem: Problem, config, stage: int, constants=N
                            focal_prior)
 
 
-def focal_prior_term(log_focal, problem: Problem, config) -> jax.Array:
-    """[] (log f - log f_init)^2 of the log-focal parameter: a weak pull of the shared focal towards its initialisation
-    (weighted by config.weights.focal; 0 turns it off, as JOSH).
+def focal_prior_term(log_focal, problem: Problem) -> jax.Array:
+    """[] (log f - log f_init)^2 of the log-focal parameter: a weak pull of the shared focal
+    towards its initialisation (weighted by config.weights.focal; 0 turns it off, as JOSH).
 
     Under the proportional focal-depth model the scene terms see the focal through the scene's
     perspective only (a weak signal on a short baseline), so this keeps the focal from drifting
@@ -67,7 +67,6 @@ def focal_prior_term(log_focal, problem: Problem, config) -> jax.Array:
     f_init (a robust rho has slope 1 there, as large as the pair term's own slope in the focal,
     and held the focal at f_init on the reference clip).
     """
-    del config
     # On the parameter (0 exactly at its initial value log f_init; the clip to the focal bounds
     # is left out).
     return jnp.square(log_focal - jnp.log(problem.cameras.focal_init))
